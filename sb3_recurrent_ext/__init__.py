@@ -1,0 +1,22 @@
+"""sb3-recurrent-ext: memory for Stable-Baselines3 (recurrent nets, recurrent algorithms, RL Zoo)."""
+
+from sb3_recurrent_ext.common.envs import make_memory_env, make_memory_vec_env
+from sb3_recurrent_ext.common.recurrent.nets import RecurrentNet
+from sb3_recurrent_ext.common.recurrent.sequences import SequenceIndex, cut_sequences, make_sequences
+from sb3_recurrent_ext.common.recurrent.spec import net_spec_to_kwargs
+from sb3_recurrent_ext.common.recurrent.states import RecurrentState
+from sb3_recurrent_ext.common.torch_layers import RecurrentNetExtractor
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "RecurrentNet",
+    "RecurrentNetExtractor",
+    "RecurrentState",
+    "SequenceIndex",
+    "cut_sequences",
+    "make_memory_env",
+    "make_memory_vec_env",
+    "make_sequences",
+    "net_spec_to_kwargs",
+]

@@ -1,0 +1,1 @@
+"""The one home of recurrence: nets, hidden states, sequences, SLM specs."""

@@ -1,0 +1,204 @@
+"""SLM-Lab's RecurrentNet as a torch module: a per-step MLP feeding a GRU, LSTM or RNN stack.
+
+Two ways to run it:
+
+* :meth:`RecurrentNet.forward` over a padded batch of sequences ``(batch, time, features)``
+  from given initial states, in ONE call to the recurrent layer (training);
+* :meth:`RecurrentNet.step` one time step at a time (rollouts and ``predict``).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Sequence
+
+import torch as th
+from torch import nn
+
+from sb3_recurrent_ext.common.recurrent.states import CELL_TYPES, RecurrentState, n_state_tensors
+
+# SLM-Lab's activation names (lower case) -> torch modules.
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "leakyrelu": nn.LeakyReLU,
+    "elu": nn.ELU,
+    "selu": nn.SELU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "softplus": nn.Softplus,
+    "identity": nn.Identity,
+}
+
+# Every in-place initialiser of torch.nn.init that can take a weight matrix as its only argument
+# (constant_ and sparse_ need a second argument, dirac_ a 3-5D tensor).
+INIT_FNS: tuple[str, ...] = tuple(
+    sorted(
+        name
+        for name in dir(nn.init)
+        if name.endswith("_") and not name.startswith("_") and name not in ("constant_", "dirac_", "sparse_")
+    )
+)
+
+
+def _closest(value: str, allowed: Sequence[str]) -> str:
+    match = difflib.get_close_matches(value, allowed, n=1)
+    return f"; did you mean {match[0]!r}?" if match else ""
+
+
+def resolve_cell_type(cell_type: str, argument: str = "cell_type") -> str:
+    """Normalise a cell name (``"gru"`` -> ``"GRU"``) or raise a ``ValueError`` naming the allowed values."""
+    if isinstance(cell_type, str) and cell_type.upper() in CELL_TYPES:
+        return cell_type.upper()
+    raise ValueError(f"{argument}={cell_type!r} is not a recurrent cell; allowed values: {list(CELL_TYPES)}")
+
+
+def resolve_activation(activation: str | type[nn.Module] | None, argument: str = "hid_layers_activation") -> type[nn.Module]:
+    """Map an SLM activation name (``"relu"``) or an ``nn.Module`` class to the class; ``None`` is identity."""
+    if activation is None:
+        return nn.Identity
+    if isinstance(activation, type) and issubclass(activation, nn.Module):
+        return activation
+    if isinstance(activation, str) and activation.lower() in ACTIVATIONS:
+        return ACTIVATIONS[activation.lower()]
+    hint = _closest(str(activation).lower(), list(ACTIVATIONS))
+    raise ValueError(f"{argument}={activation!r} is not an activation; allowed values: {list(ACTIVATIONS)} or None{hint}")
+
+
+def resolve_init_fn(init_fn: str | None, argument: str = "init_fn") -> Callable[[th.Tensor], th.Tensor] | None:
+    """Map a ``torch.nn.init`` function name (``"xavier_uniform_"``) to the function; ``None`` keeps torch's init."""
+    if init_fn is None:
+        return None
+    if isinstance(init_fn, str) and init_fn in INIT_FNS:
+        return getattr(nn.init, init_fn)
+    hint = _closest(str(init_fn), INIT_FNS)
+    raise ValueError(f"{argument}={init_fn!r} is not a torch.nn.init function; allowed values: {list(INIT_FNS)}{hint}")
+
+
+def _check_positive_int(value: object, argument: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{argument}={value!r} must be a positive integer")
+    return value
+
+
+def build_mlp(input_dim: int, hid_layers: Sequence[int], activation: type[nn.Module]) -> nn.Sequential:
+    """``Linear -> activation`` for each hidden size; an empty list is the identity (raw input)."""
+    layers: list[nn.Module] = []
+    last = input_dim
+    for i, size in enumerate(hid_layers):
+        _check_positive_int(size, f"fc_hid_layers[{i}]")
+        layers += [nn.Linear(last, size), activation()]
+        last = size
+    return nn.Sequential(*layers)
+
+
+class RecurrentNet(nn.Module):
+    """Per-step MLP feeding a recurrent stack, configured with SLM-Lab's net spec keys.
+
+    :param input_dim: Number of features of one time step.
+    :param cell_type: ``"GRU"``, ``"LSTM"`` or ``"RNN"`` (case-insensitive).
+    :param fc_hid_layers: Hidden sizes of the per-step MLP; ``[]`` feeds the raw input to the cell.
+    :param hid_layers_activation: Activation of the MLP layers (SLM name such as ``"relu"``, or an ``nn.Module`` class).
+    :param out_layer_activation: Activation applied to the recurrent output (``None``: none).
+    :param rnn_hidden_size: Hidden size ``H`` of the recurrent cell.
+    :param rnn_num_layers: Number of stacked recurrent layers.
+    :param bidirectional: Run the stack in both directions (only meaningful over a whole window,
+        see :class:`~sb3_recurrent_ext.RecurrentNetExtractor`; a carried state cannot run backwards).
+    :param init_fn: Name of a ``torch.nn.init`` function for every weight matrix (biases are zeroed);
+        ``None`` keeps torch's default initialisation.
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        cell_type: str = "GRU",
+        fc_hid_layers: Sequence[int] = (),
+        hid_layers_activation: str | type[nn.Module] | None = "relu",
+        out_layer_activation: str | type[nn.Module] | None = None,
+        rnn_hidden_size: int = 64,
+        rnn_num_layers: int = 1,
+        bidirectional: bool = False,
+        init_fn: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.input_dim = _check_positive_int(input_dim, "input_dim")
+        self.cell_type = resolve_cell_type(cell_type)
+        self.fc_hid_layers = list(fc_hid_layers)
+        self.rnn_hidden_size = _check_positive_int(rnn_hidden_size, "rnn_hidden_size")
+        self.rnn_num_layers = _check_positive_int(rnn_num_layers, "rnn_num_layers")
+        if not isinstance(bidirectional, bool):
+            raise ValueError(f"bidirectional={bidirectional!r} must be True or False")
+        self.bidirectional = bidirectional
+        self.num_directions = 2 if bidirectional else 1
+
+        self.fc = build_mlp(input_dim, self.fc_hid_layers, resolve_activation(hid_layers_activation))
+        rnn_input = self.fc_hid_layers[-1] if self.fc_hid_layers else input_dim
+        rnn_class = {"GRU": nn.GRU, "LSTM": nn.LSTM, "RNN": nn.RNN}[self.cell_type]
+        self.rnn = rnn_class(
+            input_size=rnn_input,
+            hidden_size=rnn_hidden_size,
+            num_layers=rnn_num_layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+        )
+        self.out_activation = resolve_activation(out_layer_activation, "out_layer_activation")()
+
+        init = resolve_init_fn(init_fn)
+        if init is not None:
+            for name, param in self.named_parameters():
+                if "weight" in name and param.dim() >= 2:
+                    init(param)
+                elif "bias" in name:
+                    nn.init.zeros_(param)
+
+    @property
+    def output_dim(self) -> int:
+        """Features per time step of the output: ``num_directions * rnn_hidden_size``."""
+        return self.num_directions * self.rnn_hidden_size
+
+    @property
+    def n_state_tensors(self) -> int:
+        return n_state_tensors(self.cell_type)
+
+    def initial_state(self, batch_size: int, device: th.device | str | None = None) -> RecurrentState:
+        """The zero state for ``batch_size`` envs or sequences."""
+        device = device if device is not None else next(self.parameters()).device
+        return RecurrentState.zeros(
+            self.cell_type, self.rnn_num_layers * self.num_directions, batch_size, self.rnn_hidden_size, device
+        )
+
+    def forward(self, x: th.Tensor, state: RecurrentState | None = None) -> tuple[th.Tensor, RecurrentState]:
+        """Run a padded batch of sequences in one recurrent call.
+
+        :param x: ``(batch, time, input_dim)``.
+        :param state: State before the first step of each sequence; zeros if ``None``.
+        :return: outputs ``(batch, time, num_directions * H)`` and the final state.
+        """
+        batch, time = x.shape[0], x.shape[1]
+        if state is None:
+            state = self.initial_state(batch, x.device)
+        # (batch, time, F) -> (batch * time, F) -> MLP -> (batch, time, F')
+        features = self.fc(x.reshape(batch * time, -1)).reshape(batch, time, -1)
+        output, final = self.rnn(features, state.for_rnn())
+        return self.out_activation(output), RecurrentState.from_rnn(final)
+
+    def step(self, x: th.Tensor, state: RecurrentState) -> tuple[th.Tensor, RecurrentState]:
+        """One time step for every env: ``(batch, input_dim) -> (batch, num_directions * H)``."""
+        output, new_state = self.forward(x.unsqueeze(1), state)
+        return output.squeeze(1), new_state
+
+    def last_step(self, x: th.Tensor) -> th.Tensor:
+        """Run whole windows from a zero state and return each direction's final hidden state.
+
+        This is SLM-Lab's semantics: the output of a window is the last layer's final state; with
+        ``bidirectional=True`` the forward direction's state after the last frame and the backward
+        direction's state after the first frame (both have then seen the whole window) are concatenated.
+
+        :param x: ``(batch, seq_len, input_dim)``.
+        :return: ``(batch, num_directions * H)``.
+        """
+        _, final = self.forward(x)
+        # h: (L * D, batch, H) -> the last layer's D directions -> (batch, D * H)
+        last_layer = final.h[-self.num_directions :]
+        return self.out_activation(last_layer.permute(1, 0, 2).reshape(x.shape[0], -1))

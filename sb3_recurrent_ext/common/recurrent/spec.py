@@ -1,0 +1,212 @@
+"""SLM-Lab ``net`` spec -> keyword arguments for this package's algorithm constructors.
+
+Example (seed 000)::
+
+    kwargs = net_spec_to_kwargs({"type": "RecurrentNet", "cell_type": "GRU", "fc_hid_layers": [256, 128],
+                                 "rnn_hidden_size": 64, "clip_grad_val": 1.0,
+                                 "optim_spec": {"name": "Adam", "lr": 0.01}, "seq_len": 4})
+    # {"policy_kwargs": {"cell_type": "GRU", "fc_hid_layers": [256, 128], ..., "optimizer_class": torch.optim.Adam},
+    #  "max_grad_norm": 1.0, "learning_rate": 0.01, "seq_len": 4}
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch as th
+import yaml
+
+from sb3_recurrent_ext.common.recurrent.nets import (
+    _check_positive_int,
+    resolve_activation,
+    resolve_cell_type,
+    resolve_init_fn,
+)
+
+# Every key of SLM-Lab's RecurrentNet spec.
+SPEC_KEYS: tuple[str, ...] = (
+    "type",
+    "shared",
+    "cell_type",
+    "fc_hid_layers",
+    "hid_layers_activation",
+    "out_layer_activation",
+    "rnn_hidden_size",
+    "rnn_num_layers",
+    "bidirectional",
+    "seq_len",
+    "init_fn",
+    "clip_grad_val",
+    "loss_spec",
+    "optim_spec",
+    "lr_scheduler_spec",
+    "update_type",
+    "update_frequency",
+    "polyak_coef",
+    "gpu",
+)
+# Spec keys copied into ``policy_kwargs`` unchanged (after validation).
+POLICY_KEYS = (
+    "cell_type",
+    "fc_hid_layers",
+    "hid_layers_activation",
+    "out_layer_activation",
+    "rnn_hidden_size",
+    "rnn_num_layers",
+    "bidirectional",
+    "init_fn",
+)
+ALGOS = ("recurrent_ppo_rnd", "recurrent_ppo", "recurrent_dqn")
+# Losses each algorithm can take from ``loss_spec`` (PPO's value loss is fixed to MSE).
+ALGO_LOSSES: dict[str, tuple[str, ...]] = {
+    "recurrent_ppo_rnd": ("MSELoss",),
+    "recurrent_ppo": ("MSELoss",),
+    "recurrent_dqn": ("SmoothL1Loss", "HuberLoss", "MSELoss"),
+}
+TARGET_NET_KEYS = ("update_type", "update_frequency", "polyak_coef")
+LR_SCHEDULERS = ("LinearToZero",)
+OPTIMIZERS: tuple[str, ...] = tuple(
+    sorted(
+        name
+        for name in dir(th.optim)
+        if isinstance(getattr(th.optim, name), type)
+        and issubclass(getattr(th.optim, name), th.optim.Optimizer)
+        and name != "Optimizer"
+    )
+)
+
+
+def _load_spec(spec: Mapping[str, Any] | str | os.PathLike) -> dict[str, Any]:
+    if isinstance(spec, str | os.PathLike):
+        path = Path(spec)
+        if not path.is_file():
+            raise ValueError(f"spec={str(spec)!r} is neither a dict nor an existing JSON/YAML file")
+        text = path.read_text()
+        loaded = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    else:
+        loaded = spec
+    if not isinstance(loaded, Mapping):
+        raise ValueError(f"spec must be a mapping of SLM net keys, got {type(loaded).__name__}")
+    # Accept a whole SLM spec ({"agent": [{"net": {...}}]}) or an agent ({"net": {...}}) too.
+    if "agent" in loaded:
+        loaded = loaded["agent"][0]
+    if "net" in loaded and isinstance(loaded["net"], Mapping):
+        loaded = loaded["net"]
+    return dict(loaded)
+
+
+def _linear_to_zero(initial: float) -> Callable[[float], float]:
+    def schedule(progress_remaining: float) -> float:
+        return progress_remaining * initial
+
+    return schedule
+
+
+def net_spec_to_kwargs(spec: Mapping[str, Any] | str | os.PathLike, algo: str = "recurrent_ppo_rnd") -> dict[str, Any]:
+    """Turn an SLM-Lab ``net`` spec into keyword arguments for one of this package's algorithms.
+
+    :param spec: the ``net`` dict, a whole SLM spec or agent containing it, or the path of a JSON/YAML file.
+    :param algo: the algorithm the kwargs are for: ``"recurrent_ppo_rnd"``, ``"recurrent_ppo"`` or
+        ``"recurrent_dqn"`` (decides which ``loss_spec`` and target-network keys apply).
+    :return: ``policy_kwargs`` (cell, sizes, activations, init, ``shared``, optimizer class/kwargs) and,
+        where the spec gives them, ``max_grad_norm`` (``clip_grad_val``), ``learning_rate``
+        (``optim_spec.lr``, scheduled by ``lr_scheduler_spec``), ``seq_len``, ``device`` (``gpu``);
+        for ``recurrent_dqn`` also ``loss_fn``, ``tau`` and ``target_update_interval``.
+    :raises ValueError: naming the key or value and what is allowed.
+    """
+    if algo not in ALGOS:
+        raise ValueError(f"algo={algo!r} is not one of {list(ALGOS)}")
+    net = _load_spec(spec)
+    for key in net:
+        if key not in SPEC_KEYS:
+            match = difflib.get_close_matches(str(key), SPEC_KEYS, n=1)
+            hint = f"; closest match: {match[0]!r}" if match else ""
+            raise ValueError(f"Unknown net spec key {key!r}; allowed keys: {list(SPEC_KEYS)}{hint}")
+    if net.get("type", "RecurrentNet") != "RecurrentNet":
+        raise ValueError(f"net spec type={net['type']!r} is not supported; allowed values: ['RecurrentNet']")
+
+    policy_kwargs: dict[str, Any] = {}
+    for key in POLICY_KEYS:
+        if key in net:
+            policy_kwargs[key] = net[key]
+    if "cell_type" in policy_kwargs:
+        policy_kwargs["cell_type"] = resolve_cell_type(policy_kwargs["cell_type"])
+    for key in ("hid_layers_activation", "out_layer_activation"):
+        if key in policy_kwargs:
+            resolve_activation(policy_kwargs[key], key)
+    if "init_fn" in policy_kwargs:
+        resolve_init_fn(policy_kwargs["init_fn"])
+    for key in ("rnn_hidden_size", "rnn_num_layers"):
+        if key in policy_kwargs:
+            _check_positive_int(policy_kwargs[key], key)
+    if "fc_hid_layers" in policy_kwargs:
+        layers = policy_kwargs["fc_hid_layers"]
+        if not isinstance(layers, list | tuple):
+            raise ValueError(f"fc_hid_layers={layers!r} must be a list of positive integers (empty: raw input)")
+        policy_kwargs["fc_hid_layers"] = [_check_positive_int(size, f"fc_hid_layers[{i}]") for i, size in enumerate(layers)]
+    if "bidirectional" in policy_kwargs and not isinstance(policy_kwargs["bidirectional"], bool):
+        raise ValueError(f"bidirectional={policy_kwargs['bidirectional']!r} must be true or false")
+    if "shared" in net:
+        if not isinstance(net["shared"], bool):
+            raise ValueError(f"shared={net['shared']!r} must be true or false")
+        policy_kwargs["shared"] = net["shared"]
+
+    kwargs: dict[str, Any] = {}
+    if "seq_len" in net:
+        kwargs["seq_len"] = _check_positive_int(net["seq_len"], "seq_len")
+    if net.get("clip_grad_val") is not None:
+        clip = net["clip_grad_val"]
+        if isinstance(clip, bool) or not isinstance(clip, int | float) or clip <= 0:
+            raise ValueError(f"clip_grad_val={clip!r} must be a positive number (gradient norm) or null")
+        kwargs["max_grad_norm"] = float(clip)
+    if "gpu" in net:
+        kwargs["device"] = "auto" if net["gpu"] else "cpu"
+
+    optim_spec = dict(net.get("optim_spec") or {})
+    if optim_spec:
+        name = optim_spec.pop("name", "Adam")
+        if name not in OPTIMIZERS:
+            match = difflib.get_close_matches(str(name), OPTIMIZERS, n=1)
+            hint = f"; did you mean {match[0]!r}?" if match else ""
+            raise ValueError(f"optim_spec name={name!r} is not a torch.optim optimizer; allowed values: {list(OPTIMIZERS)}{hint}")
+        policy_kwargs["optimizer_class"] = getattr(th.optim, name)
+        if "lr" in optim_spec:
+            kwargs["learning_rate"] = float(optim_spec.pop("lr"))
+        if optim_spec:
+            policy_kwargs["optimizer_kwargs"] = optim_spec
+
+    scheduler = net.get("lr_scheduler_spec")
+    if scheduler:
+        scheduler_name = scheduler.get("name") if isinstance(scheduler, Mapping) else scheduler
+        if scheduler_name not in LR_SCHEDULERS:
+            raise ValueError(f"lr_scheduler_spec name={scheduler_name!r} is not supported; allowed values: {list(LR_SCHEDULERS)}")
+        kwargs["learning_rate"] = _linear_to_zero(kwargs.get("learning_rate", 3e-4))
+
+    loss_spec = net.get("loss_spec")
+    if loss_spec:
+        loss_name = loss_spec.get("name") if isinstance(loss_spec, Mapping) else loss_spec
+        allowed = ALGO_LOSSES[algo]
+        if loss_name not in allowed:
+            raise ValueError(f"loss_spec name={loss_name!r} is not available for {algo}; allowed values: {list(allowed)}")
+        if algo == "recurrent_dqn":
+            kwargs["loss_fn"] = loss_name
+
+    target_keys = [key for key in TARGET_NET_KEYS if key in net]
+    if target_keys and algo != "recurrent_dqn":
+        raise ValueError(f"net spec keys {target_keys} configure a target network; only recurrent_dqn has one, not {algo}")
+    if "update_type" in net:
+        update_type = net["update_type"]
+        if update_type not in ("replace", "polyak"):
+            raise ValueError(f"update_type={update_type!r} is not supported; allowed values: ['replace', 'polyak']")
+        # SLM: target = polyak_coef * target + (1 - polyak_coef) * online; SB3: target = tau * online + (1 - tau) * target
+        kwargs["tau"] = 1.0 if update_type == "replace" else 1.0 - float(net.get("polyak_coef", 0.0))
+    if "update_frequency" in net:
+        kwargs["target_update_interval"] = _check_positive_int(net["update_frequency"], "update_frequency")
+
+    kwargs["policy_kwargs"] = policy_kwargs
+    return kwargs

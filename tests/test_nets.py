@@ -1,0 +1,104 @@
+"""RecurrentNet, the hidden-state container, and the equivalence of its two ways of running."""
+
+import numpy as np
+import pytest
+import torch as th
+
+from sb3_recurrent_ext import RecurrentNet, RecurrentState, make_sequences
+
+
+@pytest.mark.parametrize("cell_type", ["GRU", "LSTM", "RNN"])
+def test_sequence_call_equals_step_by_step(cell_type):
+    th.manual_seed(0)
+    net = RecurrentNet(5, cell_type=cell_type, fc_hid_layers=[16, 8], rnn_hidden_size=12, rnn_num_layers=2)
+    x = th.randn(3, 7, 5)
+    state = RecurrentState(tuple(th.randn_like(t) for t in net.initial_state(3).tensors))
+    out, final = net(x, state)
+    assert out.shape == (3, 7, 12)
+    step_state = state
+    for t in range(7):
+        step_out, step_state = net.step(x[:, t], step_state)
+        th.testing.assert_close(step_out, out[:, t])
+    for a, b in zip(final.tensors, step_state.tensors):
+        th.testing.assert_close(a, b)
+    assert len(final.tensors) == (2 if cell_type == "LSTM" else 1)
+
+
+def test_padded_sequences_from_stored_states_match_a_rollout():
+    """Cutting a rollout into sequences and running them from stored states gives the rollout's outputs."""
+    th.manual_seed(1)
+    n_steps, n_envs = 9, 2
+    net = RecurrentNet(3, cell_type="LSTM", rnn_hidden_size=4)
+    obs = th.randn(n_steps, n_envs, 3)
+    episode_starts = np.zeros((n_steps, n_envs), dtype=bool)
+    episode_starts[4, 0] = episode_starts[6, 1] = True
+    # Rollout: step by step, storing the state *before* each step (after reset)
+    state = net.initial_state(n_envs)
+    stored, outputs = [], []
+    for t in range(n_steps):
+        state = state.reset(episode_starts[t])
+        stored.append(state.flat())
+        out, state = net.step(obs[t], state)
+        outputs.append(out)
+    stored_flat = th.stack(stored).reshape(n_steps * n_envs, -1)  # time-major flat
+    rollout_out = th.stack(outputs)  # (n_steps, n_envs, H)
+
+    seqs = make_sequences(episode_starts, seq_len=4)
+    init = RecurrentState.from_flat(stored_flat[seqs.start_index], 2, 1, 4)
+    seq_out, _ = net(seqs.pad(obs), init)
+    mask = th.as_tensor(seqs.mask)
+    th.testing.assert_close(seq_out[mask], seqs.pad(rollout_out)[mask])
+
+
+def test_state_reset_zeroes_only_started_envs():
+    state = RecurrentState((th.ones(2, 3, 4), th.full((2, 3, 4), 2.0)))
+    reset = state.reset(np.array([False, True, False]))
+    assert reset.h[:, 1].abs().sum() == 0 and reset.tensors[1][:, 1].abs().sum() == 0
+    assert (reset.h[:, [0, 2]] == 1).all() and (reset.tensors[1][:, [0, 2]] == 2).all()
+
+
+def test_state_flat_round_trip_and_numpy():
+    state = RecurrentState((th.randn(2, 5, 3), th.randn(2, 5, 3)))
+    back = RecurrentState.from_flat(state.flat(), 2, 2, 3)
+    for a, b in zip(state.tensors, back.tensors):
+        th.testing.assert_close(a, b)
+    assert state.flat().shape == (5, 12)
+    again = RecurrentState.from_numpy(state.numpy())
+    th.testing.assert_close(again.h, state.h)
+    assert state.index(np.array([4, 0])).h.shape == (2, 2, 3)
+
+
+def test_init_fn_and_empty_mlp():
+    net = RecurrentNet(6, cell_type="gru", fc_hid_layers=[], rnn_hidden_size=8, init_fn="orthogonal_")
+    assert net.cell_type == "GRU" and len(net.fc) == 0
+    assert net.rnn.input_size == 6
+    assert all(p.abs().sum() == 0 for n, p in net.named_parameters() if "bias" in n)
+    w = net.rnn.weight_ih_l0.detach()  # (3 * 8, 6): orthogonal columns
+    th.testing.assert_close(w.T @ w, th.eye(6), atol=1e-5, rtol=0)
+
+
+def test_bidirectional_last_step_sees_whole_window():
+    th.manual_seed(2)
+    net = RecurrentNet(2, rnn_hidden_size=3, bidirectional=True)
+    x = th.randn(4, 5, 2)
+    features = net.last_step(x)
+    assert features.shape == (4, 6)
+    out, _ = net(x)
+    # forward half: output after the last frame; backward half: output at the first frame
+    th.testing.assert_close(features[:, :3], out[:, -1, :3])
+    th.testing.assert_close(features[:, 3:], out[:, 0, 3:])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"cell_type": "GRUU"}, r"cell_type='GRUU'.*allowed values: \['GRU', 'LSTM', 'RNN'\]"),
+        ({"hid_layers_activation": "rel"}, r"hid_layers_activation='rel'.*allowed values.*did you mean 'relu'"),
+        ({"init_fn": "xavier_uniform"}, r"init_fn='xavier_uniform'.*did you mean 'xavier_uniform_'"),
+        ({"rnn_hidden_size": 0}, r"rnn_hidden_size=0 must be a positive integer"),
+        ({"fc_hid_layers": [64, -1]}, r"fc_hid_layers\[1\]=-1"),
+    ],
+)
+def test_bad_arguments(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        RecurrentNet(4, **kwargs)
