@@ -19,7 +19,7 @@ def test_sequence_call_equals_step_by_step(cell_type):
     for t in range(7):
         step_out, step_state = net.step(x[:, t], step_state)
         th.testing.assert_close(step_out, out[:, t])
-    for a, b in zip(final.tensors, step_state.tensors):
+    for a, b in zip(final.tensors, step_state.tensors, strict=False):
         th.testing.assert_close(a, b)
     assert len(final.tensors) == (2 if cell_type == "LSTM" else 1)
 
@@ -60,7 +60,7 @@ def test_state_reset_zeroes_only_started_envs():
 def test_state_flat_round_trip_and_numpy():
     state = RecurrentState((th.randn(2, 5, 3), th.randn(2, 5, 3)))
     back = RecurrentState.from_flat(state.flat(), 2, 2, 3)
-    for a, b in zip(state.tensors, back.tensors):
+    for a, b in zip(state.tensors, back.tensors, strict=False):
         th.testing.assert_close(a, b)
     assert state.flat().shape == (5, 12)
     again = RecurrentState.from_numpy(state.numpy())

@@ -78,7 +78,10 @@ def test_linear_to_zero_schedule():
 @pytest.mark.parametrize(
     ("change", "pattern"),
     [
-        ({"cell_typ": "GRU"}, r"Unknown net spec key 'cell_typ'; allowed keys: \[.*'cell_type'.*\]; closest match: 'cell_type'"),
+        (
+            {"cell_typ": "GRU"},
+            r"Unknown net spec key 'cell_typ'; allowed keys: \[.*'cell_type'.*\]; closest match: 'cell_type'",
+        ),
         ({"cell_type": "Transformer"}, r"cell_type='Transformer'.*allowed values: \['GRU', 'LSTM', 'RNN'\]"),
         ({"hid_layers_activation": "relu6"}, r"hid_layers_activation='relu6'.*allowed values: \[.*'relu'.*\]"),
         ({"out_layer_activation": "softmaxx"}, r"out_layer_activation='softmaxx'.*allowed values"),

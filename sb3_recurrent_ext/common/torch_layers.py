@@ -56,7 +56,8 @@ class RecurrentNetExtractor(BaseFeaturesExtractor):
         _check_positive_int(seq_len, "seq_len")
         if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 1:
             raise ValueError(
-                f"RecurrentNetExtractor needs a flat Box observation from VecFrameStack, got observation_space={observation_space}"
+                "RecurrentNetExtractor needs a flat Box observation from VecFrameStack, "
+                f"got observation_space={observation_space}"
             )
         if observation_space.shape[0] % seq_len != 0:
             raise ValueError(

@@ -18,7 +18,7 @@ import rl_zoo3.import_envs  # noqa: F401  (registers the *NoVel envs)
 from gymnasium import spaces
 from gymnasium.wrappers import FlattenObservation
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 # Observation spaces SB3's policies take directly.
 SB3_OBS_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
@@ -46,9 +46,7 @@ def _register_optional_suites(env_id: str) -> None:
         elif env_id.startswith("MiniGrid-"):
             import minigrid  # noqa: F401
     except ImportError as error:
-        raise ImportError(
-            f"env_id={env_id!r} needs the memory-task extra: pip install 'sb3-recurrent-ext[envs]'"
-        ) from error
+        raise ImportError(f"env_id={env_id!r} needs the memory-task extra: pip install 'sb3-recurrent-ext[envs]'") from error
 
 
 def make_memory_env(env_id: str, flat_box: bool = False, **make_kwargs: Any) -> gym.Env:
@@ -83,7 +81,7 @@ def make_memory_vec_env(
     n_envs: int = 1,
     seed: int | None = None,
     flat_box: bool = False,
-    vec_env_cls: type[VecEnv] | None = None,
+    vec_env_cls: type[DummyVecEnv] | type[SubprocVecEnv] | None = None,
     wrapper_class: Callable[[gym.Env], gym.Env] | None = None,
     **make_kwargs: Any,
 ) -> VecEnv:

@@ -145,9 +145,7 @@ def pad_sequences(data: ArrayT, sequences: SequenceIndex) -> ArrayT:
     return np.where(mask_np, padded_np, np.zeros((), dtype=padded_np.dtype))
 
 
-def cut_sequences(
-    data: ArrayT, episode_starts: np.ndarray | th.Tensor, seq_len: int
-) -> tuple[ArrayT, np.ndarray, np.ndarray]:
+def cut_sequences(data: ArrayT, episode_starts: np.ndarray | th.Tensor, seq_len: int) -> tuple[ArrayT, np.ndarray, np.ndarray]:
     """Convenience form: padded ``(n_seq, seq_len, ...)`` data, its mask and each sequence's first index.
 
     :param data: time-major ``(n_steps, n_envs, ...)``.

@@ -107,6 +107,85 @@ def _linear_to_zero(initial: float) -> Callable[[float], float]:
     return schedule
 
 
+def _policy_kwargs(net: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate the network keys and copy them into ``policy_kwargs``."""
+    policy_kwargs = {key: net[key] for key in POLICY_KEYS if key in net}
+    if "cell_type" in policy_kwargs:
+        policy_kwargs["cell_type"] = resolve_cell_type(policy_kwargs["cell_type"])
+    for key in ("hid_layers_activation", "out_layer_activation"):
+        if key in policy_kwargs:
+            resolve_activation(policy_kwargs[key], key)
+    if "init_fn" in policy_kwargs:
+        resolve_init_fn(policy_kwargs["init_fn"])
+    for key in ("rnn_hidden_size", "rnn_num_layers"):
+        if key in policy_kwargs:
+            _check_positive_int(policy_kwargs[key], key)
+    if "fc_hid_layers" in policy_kwargs:
+        layers = policy_kwargs["fc_hid_layers"]
+        if not isinstance(layers, list | tuple):
+            raise ValueError(f"fc_hid_layers={layers!r} must be a list of positive integers (empty: raw input)")
+        policy_kwargs["fc_hid_layers"] = [_check_positive_int(size, f"fc_hid_layers[{i}]") for i, size in enumerate(layers)]
+    for key in ("bidirectional", "shared"):
+        if key in net and not isinstance(net[key], bool):
+            raise ValueError(f"{key}={net[key]!r} must be true or false")
+    if "shared" in net:
+        policy_kwargs["shared"] = net["shared"]
+    return policy_kwargs
+
+
+def _optimizer_kwargs(net: Mapping[str, Any], policy_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``optim_spec`` -> optimizer class/kwargs (into ``policy_kwargs``) and ``learning_rate``."""
+    kwargs: dict[str, Any] = {}
+    optim_spec = dict(net.get("optim_spec") or {})
+    if optim_spec:
+        name = optim_spec.pop("name", "Adam")
+        if name not in OPTIMIZERS:
+            match = difflib.get_close_matches(str(name), OPTIMIZERS, n=1)
+            hint = f"; did you mean {match[0]!r}?" if match else ""
+            raise ValueError(
+                f"optim_spec name={name!r} is not a torch.optim optimizer; allowed values: {list(OPTIMIZERS)}{hint}"
+            )
+        policy_kwargs["optimizer_class"] = getattr(th.optim, name)
+        if "lr" in optim_spec:
+            kwargs["learning_rate"] = float(optim_spec.pop("lr"))
+        if optim_spec:
+            policy_kwargs["optimizer_kwargs"] = optim_spec
+    scheduler = net.get("lr_scheduler_spec")
+    if scheduler:
+        scheduler_name = scheduler.get("name") if isinstance(scheduler, Mapping) else scheduler
+        if scheduler_name not in LR_SCHEDULERS:
+            raise ValueError(
+                f"lr_scheduler_spec name={scheduler_name!r} is not supported; allowed values: {list(LR_SCHEDULERS)}"
+            )
+        kwargs["learning_rate"] = _linear_to_zero(kwargs.get("learning_rate", 3e-4))
+    return kwargs
+
+
+def _loss_and_target_kwargs(net: Mapping[str, Any], algo: str) -> dict[str, Any]:
+    """``loss_spec`` and the target-network keys, where ``algo`` has them."""
+    kwargs: dict[str, Any] = {}
+    loss_spec = net.get("loss_spec")
+    if loss_spec:
+        loss_name = loss_spec.get("name") if isinstance(loss_spec, Mapping) else loss_spec
+        allowed = ALGO_LOSSES[algo]
+        if loss_name not in allowed:
+            raise ValueError(f"loss_spec name={loss_name!r} is not available for {algo}; allowed values: {list(allowed)}")
+        if algo == "recurrent_dqn":
+            kwargs["loss_fn"] = loss_name
+    target_keys = [key for key in TARGET_NET_KEYS if key in net]
+    if target_keys and algo != "recurrent_dqn":
+        raise ValueError(f"net spec keys {target_keys} configure a target network; only recurrent_dqn has one, not {algo}")
+    if "update_type" in net:
+        update_type = net["update_type"]
+        if update_type not in ("replace", "polyak"):
+            raise ValueError(f"update_type={update_type!r} is not supported; allowed values: ['replace', 'polyak']")
+        # SLM: target = polyak_coef * target + (1 - polyak_coef) * online; SB3: target = tau * online + (1 - tau) * target
+        kwargs["tau"] = 1.0 if update_type == "replace" else 1.0 - float(net.get("polyak_coef", 0.0))
+    if "update_frequency" in net:
+        kwargs["target_update_interval"] = _check_positive_int(net["update_frequency"], "update_frequency")
+    return kwargs
+
+
 def net_spec_to_kwargs(spec: Mapping[str, Any] | str | os.PathLike, algo: str = "recurrent_ppo_rnd") -> dict[str, Any]:
     """Turn an SLM-Lab ``net`` spec into keyword arguments for one of this package's algorithms.
 
@@ -130,32 +209,7 @@ def net_spec_to_kwargs(spec: Mapping[str, Any] | str | os.PathLike, algo: str = 
     if net.get("type", "RecurrentNet") != "RecurrentNet":
         raise ValueError(f"net spec type={net['type']!r} is not supported; allowed values: ['RecurrentNet']")
 
-    policy_kwargs: dict[str, Any] = {}
-    for key in POLICY_KEYS:
-        if key in net:
-            policy_kwargs[key] = net[key]
-    if "cell_type" in policy_kwargs:
-        policy_kwargs["cell_type"] = resolve_cell_type(policy_kwargs["cell_type"])
-    for key in ("hid_layers_activation", "out_layer_activation"):
-        if key in policy_kwargs:
-            resolve_activation(policy_kwargs[key], key)
-    if "init_fn" in policy_kwargs:
-        resolve_init_fn(policy_kwargs["init_fn"])
-    for key in ("rnn_hidden_size", "rnn_num_layers"):
-        if key in policy_kwargs:
-            _check_positive_int(policy_kwargs[key], key)
-    if "fc_hid_layers" in policy_kwargs:
-        layers = policy_kwargs["fc_hid_layers"]
-        if not isinstance(layers, list | tuple):
-            raise ValueError(f"fc_hid_layers={layers!r} must be a list of positive integers (empty: raw input)")
-        policy_kwargs["fc_hid_layers"] = [_check_positive_int(size, f"fc_hid_layers[{i}]") for i, size in enumerate(layers)]
-    if "bidirectional" in policy_kwargs and not isinstance(policy_kwargs["bidirectional"], bool):
-        raise ValueError(f"bidirectional={policy_kwargs['bidirectional']!r} must be true or false")
-    if "shared" in net:
-        if not isinstance(net["shared"], bool):
-            raise ValueError(f"shared={net['shared']!r} must be true or false")
-        policy_kwargs["shared"] = net["shared"]
-
+    policy_kwargs = _policy_kwargs(net)
     kwargs: dict[str, Any] = {}
     if "seq_len" in net:
         kwargs["seq_len"] = _check_positive_int(net["seq_len"], "seq_len")
@@ -166,47 +220,7 @@ def net_spec_to_kwargs(spec: Mapping[str, Any] | str | os.PathLike, algo: str = 
         kwargs["max_grad_norm"] = float(clip)
     if "gpu" in net:
         kwargs["device"] = "auto" if net["gpu"] else "cpu"
-
-    optim_spec = dict(net.get("optim_spec") or {})
-    if optim_spec:
-        name = optim_spec.pop("name", "Adam")
-        if name not in OPTIMIZERS:
-            match = difflib.get_close_matches(str(name), OPTIMIZERS, n=1)
-            hint = f"; did you mean {match[0]!r}?" if match else ""
-            raise ValueError(f"optim_spec name={name!r} is not a torch.optim optimizer; allowed values: {list(OPTIMIZERS)}{hint}")
-        policy_kwargs["optimizer_class"] = getattr(th.optim, name)
-        if "lr" in optim_spec:
-            kwargs["learning_rate"] = float(optim_spec.pop("lr"))
-        if optim_spec:
-            policy_kwargs["optimizer_kwargs"] = optim_spec
-
-    scheduler = net.get("lr_scheduler_spec")
-    if scheduler:
-        scheduler_name = scheduler.get("name") if isinstance(scheduler, Mapping) else scheduler
-        if scheduler_name not in LR_SCHEDULERS:
-            raise ValueError(f"lr_scheduler_spec name={scheduler_name!r} is not supported; allowed values: {list(LR_SCHEDULERS)}")
-        kwargs["learning_rate"] = _linear_to_zero(kwargs.get("learning_rate", 3e-4))
-
-    loss_spec = net.get("loss_spec")
-    if loss_spec:
-        loss_name = loss_spec.get("name") if isinstance(loss_spec, Mapping) else loss_spec
-        allowed = ALGO_LOSSES[algo]
-        if loss_name not in allowed:
-            raise ValueError(f"loss_spec name={loss_name!r} is not available for {algo}; allowed values: {list(allowed)}")
-        if algo == "recurrent_dqn":
-            kwargs["loss_fn"] = loss_name
-
-    target_keys = [key for key in TARGET_NET_KEYS if key in net]
-    if target_keys and algo != "recurrent_dqn":
-        raise ValueError(f"net spec keys {target_keys} configure a target network; only recurrent_dqn has one, not {algo}")
-    if "update_type" in net:
-        update_type = net["update_type"]
-        if update_type not in ("replace", "polyak"):
-            raise ValueError(f"update_type={update_type!r} is not supported; allowed values: ['replace', 'polyak']")
-        # SLM: target = polyak_coef * target + (1 - polyak_coef) * online; SB3: target = tau * online + (1 - tau) * target
-        kwargs["tau"] = 1.0 if update_type == "replace" else 1.0 - float(net.get("polyak_coef", 0.0))
-    if "update_frequency" in net:
-        kwargs["target_update_interval"] = _check_positive_int(net["update_frequency"], "update_frequency")
-
+    kwargs.update(_optimizer_kwargs(net, policy_kwargs))
+    kwargs.update(_loss_and_target_kwargs(net, algo))
     kwargs["policy_kwargs"] = policy_kwargs
     return kwargs
