@@ -11,6 +11,12 @@ from stable_baselines3.common.vec_env import VecFrameStack
 from sb3_recurrent_ext import RecurrentNetExtractor
 
 SEQ_LEN = 4
+# small budgets per algorithm, so each trains within the test
+ALGO_KWARGS = {
+    PPO: dict(n_steps=16, batch_size=32),
+    A2C: dict(n_steps=16),
+    DQN: dict(learning_starts=0, buffer_size=1000),
+}
 
 
 def _policy_kwargs(**extractor_kwargs):
@@ -37,9 +43,8 @@ def test_reads_frames_oldest_first_as_a_sequence():
 @pytest.mark.parametrize("algo", [PPO, A2C, DQN])
 def test_trains_with_discrete_action_algorithms(algo, bidirectional):
     env = VecFrameStack(make_vec_env("CartPoleNoVel-v1", n_envs=2, seed=0), n_stack=SEQ_LEN)
-    kwargs = dict(learning_starts=0, buffer_size=1000) if algo is DQN else dict(n_steps=16, batch_size=32)
     model = algo(
-        "MlpPolicy", env, policy_kwargs=_policy_kwargs(bidirectional=bidirectional, cell_type="LSTM"), seed=0, **kwargs
+        "MlpPolicy", env, policy_kwargs=_policy_kwargs(bidirectional=bidirectional, cell_type="LSTM"), seed=0, **ALGO_KWARGS[algo]
     )
     extractor = model.policy.q_net.features_extractor if algo is DQN else model.policy.features_extractor
     assert isinstance(extractor, RecurrentNetExtractor)
