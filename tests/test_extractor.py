@@ -44,7 +44,11 @@ def test_reads_frames_oldest_first_as_a_sequence():
 def test_trains_with_discrete_action_algorithms(algo, bidirectional):
     env = VecFrameStack(make_vec_env("CartPoleNoVel-v1", n_envs=2, seed=0), n_stack=SEQ_LEN)
     model = algo(
-        "MlpPolicy", env, policy_kwargs=_policy_kwargs(bidirectional=bidirectional, cell_type="LSTM"), seed=0, **ALGO_KWARGS[algo]
+        "MlpPolicy",
+        env,
+        policy_kwargs=_policy_kwargs(bidirectional=bidirectional, cell_type="LSTM"),
+        seed=0,
+        **ALGO_KWARGS[algo],
     )
     extractor = model.policy.q_net.features_extractor if algo is DQN else model.policy.features_extractor
     assert isinstance(extractor, RecurrentNetExtractor)

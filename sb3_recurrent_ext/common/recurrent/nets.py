@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch as th
 from torch import nn
 
@@ -77,9 +78,9 @@ def resolve_init_fn(init_fn: str | None, argument: str = "init_fn") -> Callable[
 
 
 def _check_positive_int(value: object, argument: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise ValueError(f"{argument}={value!r} must be a positive integer")
-    return value
+    return int(value)
 
 
 def build_mlp(input_dim: int, hid_layers: Sequence[int], activation: type[nn.Module]) -> nn.Sequential:
@@ -107,6 +108,7 @@ class RecurrentNet(nn.Module):
         see :class:`~sb3_recurrent_ext.RecurrentNetExtractor`; a carried state cannot run backwards).
     :param init_fn: Name of a ``torch.nn.init`` function for every weight matrix (biases are zeroed);
         ``None`` keeps torch's default initialisation.
+    :param rnn_kwargs: extra arguments of ``nn.GRU``/``nn.LSTM``/``nn.RNN`` (e.g. ``dropout``).
     """
 
     def __init__(
@@ -120,6 +122,7 @@ class RecurrentNet(nn.Module):
         rnn_num_layers: int = 1,
         bidirectional: bool = False,
         init_fn: str | None = None,
+        rnn_kwargs: dict | None = None,
     ) -> None:
         super().__init__()
         self.input_dim = _check_positive_int(input_dim, "input_dim")
@@ -132,8 +135,8 @@ class RecurrentNet(nn.Module):
         self.bidirectional = bidirectional
         self.num_directions = 2 if bidirectional else 1
 
-        self.fc = build_mlp(input_dim, self.fc_hid_layers, resolve_activation(hid_layers_activation))
-        rnn_input = self.fc_hid_layers[-1] if self.fc_hid_layers else input_dim
+        self.fc = build_mlp(self.input_dim, self.fc_hid_layers, resolve_activation(hid_layers_activation))
+        rnn_input = self.fc_hid_layers[-1] if self.fc_hid_layers else self.input_dim
         rnn_class = {"GRU": nn.GRU, "LSTM": nn.LSTM, "RNN": nn.RNN}[self.cell_type]
         self.rnn = rnn_class(
             input_size=rnn_input,
@@ -141,6 +144,7 @@ class RecurrentNet(nn.Module):
             num_layers=rnn_num_layers,
             batch_first=True,
             bidirectional=bidirectional,
+            **(rnn_kwargs or {}),
         )
         self.out_activation = resolve_activation(out_layer_activation, "out_layer_activation")()
 

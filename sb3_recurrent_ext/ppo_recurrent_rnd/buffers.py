@@ -1,0 +1,193 @@
+"""Rollout buffers that keep hidden states and two reward streams, and hand out padded sequences."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import torch as th
+from stable_baselines3.common.buffers import DictRolloutBuffer, RolloutBuffer
+
+from sb3_recurrent_ext.common.gae import compute_gae
+from sb3_recurrent_ext.common.recurrent.sequences import make_sequences
+from sb3_recurrent_ext.common.recurrent.states import RecurrentState
+
+
+@dataclass
+class SequenceBatch:
+    """A rollout cut into padded sequences; every tensor is ``(n_seq, seq_len, ...)``.
+
+    ``initial_state`` holds the state stored at each sequence's first step (zeros at an episode start).
+    """
+
+    observations: th.Tensor | dict[str, th.Tensor]
+    actions: th.Tensor
+    old_values: th.Tensor  # (n_seq, seq_len, n_streams)
+    old_log_prob: th.Tensor
+    advantages: th.Tensor
+    returns: th.Tensor  # (n_seq, seq_len, n_streams)
+    mask: th.Tensor  # bool
+    rnd_inputs: th.Tensor | None
+    initial_state: RecurrentState
+
+    @property
+    def n_seq(self) -> int:
+        return self.mask.shape[0]
+
+    def select(self, sequences: th.Tensor) -> SequenceBatch:
+        """The minibatch of the given sequences."""
+        picked: dict[str, Any] = {}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, RecurrentState):
+                picked[field.name] = value.index(sequences)
+            elif isinstance(value, dict):
+                picked[field.name] = {key: v[sequences] for key, v in value.items()}
+            elif value is not None:
+                picked[field.name] = value[sequences]
+            else:
+                picked[field.name] = None
+        return SequenceBatch(**picked)
+
+    def minibatches(self, n_seq_per_batch: int, generator: th.Generator | None = None) -> Generator[SequenceBatch, None, None]:
+        """Random minibatches of whole sequences, each of ``n_seq_per_batch`` sequences or a few more.
+
+        The ``n_seq % n_seq_per_batch`` sequences left over are spread over the minibatches rather than
+        forming a last, nearly empty one (as costly as a full one: the recurrent call is per minibatch).
+        Every sequence is used once per epoch.
+        """
+        order = th.randperm(self.n_seq, generator=generator, device=self.mask.device)
+        n_batches = max(1, self.n_seq // n_seq_per_batch)
+        for sequences in th.tensor_split(order, n_batches):
+            yield self.select(sequences)
+
+
+class RecurrentRNDRolloutBufferMixin:
+    """What a recurrent, two-stream rollout buffer adds to SB3's: hidden states, intrinsic rewards/values,
+    two-stream GAE, and padded sequences.
+
+    :param state_dim: size of a flattened hidden state (:meth:`RecurrentState.flat`).
+    :param n_state_tensors: tensors in a state (actor's and critic's h, and c for LSTM).
+    :param state_layers: ``num_layers`` of each state tensor.
+    :param state_hidden: hidden size of each state tensor.
+    """
+
+    # provided by SB3's RolloutBuffer / DictRolloutBuffer
+    buffer_size: int
+    n_envs: int
+    pos: int
+    device: th.device
+    gamma: float
+    gae_lambda: float
+    rewards: np.ndarray
+    values: np.ndarray
+    returns: np.ndarray
+    advantages: np.ndarray
+    episode_starts: np.ndarray
+    actions: np.ndarray
+    log_probs: np.ndarray
+    observations: Any
+
+    def _init_recurrent(self, n_state_tensors: int, state_layers: int, state_hidden: int) -> None:
+        self.n_state_tensors = n_state_tensors
+        self.state_layers = state_layers
+        self.state_hidden = state_hidden
+        self.state_dim = n_state_tensors * state_layers * state_hidden
+
+    def _reset_recurrent(self) -> None:
+        self.hidden_states = np.zeros((self.buffer_size, self.n_envs, self.state_dim), dtype=np.float32)
+        self.int_rewards = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
+        self.int_values = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
+        self.int_returns = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
+
+    def add_recurrent(self, hidden_state: RecurrentState, values: th.Tensor) -> None:
+        """Store the state each env was in before this step, and the intrinsic value (call before ``add``)."""
+        self.hidden_states[self.pos] = hidden_state.flat().cpu().numpy()
+        if values.shape[1] > 1:
+            self.int_values[self.pos] = values[:, 1].cpu().numpy()
+
+    def compute_two_stream_returns(
+        self,
+        last_values: th.Tensor,
+        dones: np.ndarray,
+        int_gamma: float,
+        ext_adv_coef: float,
+        int_adv_coef: float,
+        use_int_stream: bool,
+    ) -> None:
+        """GAE for the extrinsic stream (episodic, ``gamma``) and, with RND, the intrinsic one (non-episodic,
+        ``int_gamma``); the advantage is ``ext_adv_coef * A_ext + int_adv_coef * A_int``.
+
+        :param last_values: ``(n_envs, n_streams)`` values after the last step.
+        :param dones: ``(n_envs,)`` whether the last step ended an episode.
+        """
+        n_streams = 2 if use_int_stream else 1
+        rewards = np.stack([self.rewards, self.int_rewards], axis=-1)[..., :n_streams]
+        values = np.stack([self.values, self.int_values], axis=-1)[..., :n_streams]
+        advantages, returns = compute_gae(
+            rewards,
+            values,
+            self.episode_starts,
+            last_values.cpu().numpy()[:, :n_streams],
+            dones,
+            gammas=[self.gamma, int_gamma][:n_streams],
+            gae_lambda=self.gae_lambda,
+            episodic=[True, False][:n_streams],
+        )
+        self.returns = returns[..., 0]
+        self.advantages = ext_adv_coef * advantages[..., 0]
+        if use_int_stream:
+            self.int_returns = returns[..., 1]
+            self.advantages = self.advantages + int_adv_coef * advantages[..., 1]
+
+    def to_sequences(self, seq_len: int, rnd_inputs: th.Tensor | None, n_streams: int) -> SequenceBatch:
+        """Cut the whole rollout into padded sequences once per ``train()`` call."""
+        sequences = make_sequences(self.episode_starts, seq_len)
+
+        def padded(array: np.ndarray) -> th.Tensor:
+            return th.as_tensor(sequences.pad(array), device=self.device)
+
+        if isinstance(self.observations, dict):
+            observations: th.Tensor | dict[str, th.Tensor] = {key: padded(obs) for key, obs in self.observations.items()}
+        else:
+            observations = padded(self.observations)
+        start_states = self.hidden_states.reshape(self.buffer_size * self.n_envs, -1)[sequences.start_index]
+        return SequenceBatch(
+            observations=observations,
+            actions=padded(self.actions.astype(np.float32)),
+            old_values=padded(np.stack([self.values, self.int_values], axis=-1)[..., :n_streams]),
+            old_log_prob=padded(self.log_probs),
+            advantages=padded(self.advantages),
+            returns=padded(np.stack([self.returns, self.int_returns], axis=-1)[..., :n_streams]),
+            mask=th.as_tensor(sequences.mask, device=self.device),
+            rnd_inputs=None if rnd_inputs is None else sequences.pad(rnd_inputs),
+            initial_state=RecurrentState.from_flat(
+                th.as_tensor(start_states, device=self.device), self.n_state_tensors, self.state_layers, self.state_hidden
+            ),
+        )
+
+
+class RecurrentRNDRolloutBuffer(RecurrentRNDRolloutBufferMixin, RolloutBuffer):
+    """SB3's ``RolloutBuffer`` with hidden states, an intrinsic stream and padded sequences."""
+
+    def __init__(self, *args: Any, n_state_tensors: int = 1, state_layers: int = 1, state_hidden: int = 1, **kwargs: Any):
+        self._init_recurrent(n_state_tensors, state_layers, state_hidden)
+        super().__init__(*args, **kwargs)
+
+    def reset(self) -> None:
+        super().reset()
+        self._reset_recurrent()
+
+
+class RecurrentRNDDictRolloutBuffer(RecurrentRNDRolloutBufferMixin, DictRolloutBuffer):
+    """SB3's ``DictRolloutBuffer`` with hidden states, an intrinsic stream and padded sequences."""
+
+    def __init__(self, *args: Any, n_state_tensors: int = 1, state_layers: int = 1, state_hidden: int = 1, **kwargs: Any):
+        self._init_recurrent(n_state_tensors, state_layers, state_hidden)
+        super().__init__(*args, **kwargs)
+
+    def reset(self) -> None:
+        super().reset()
+        self._reset_recurrent()

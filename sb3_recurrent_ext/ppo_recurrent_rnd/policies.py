@@ -1,0 +1,383 @@
+"""Recurrent actor-critic policies (GRU or LSTM) with one value head per reward stream."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.distributions import Distribution
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.torch_layers import (
+    BaseFeaturesExtractor,
+    CombinedExtractor,
+    FlattenExtractor,
+    NatureCNN,
+    create_mlp,
+)
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from torch import nn
+
+from sb3_recurrent_ext.common.recurrent.nets import RecurrentNet, resolve_cell_type
+from sb3_recurrent_ext.common.recurrent.states import RecurrentState
+
+# sb3-contrib's RecurrentPPO keyword -> ours
+SB3_CONTRIB_ALIASES = {
+    "lstm_hidden_size": "rnn_hidden_size",
+    "n_lstm_layers": "rnn_num_layers",
+    "shared_lstm": "shared",
+    "enable_critic_lstm": "enable_critic_rnn",
+    "lstm_kwargs": "rnn_kwargs",
+}
+
+
+class RecurrentMlpExtractor(nn.Module):
+    """Features -> recurrent body(ies) -> ``net_arch`` MLPs, for actor and critic.
+
+    Three critic layouts: its own recurrent net (``shared=False, enable_critic_rnn=True``, the default, as in
+    sb3-contrib), the actor's recurrent net (``shared=True``, SLM-Lab's shared body; both losses train it),
+    or no memory (``enable_critic_rnn=False``: the critic MLP reads the features).
+    """
+
+    def __init__(
+        self,
+        features_dim: int,
+        net_arch: list[int] | dict[str, list[int]],
+        activation_fn: type[nn.Module],
+        shared: bool,
+        enable_critic_rnn: bool,
+        rnn_kwargs: dict[str, Any],
+    ) -> None:
+        super().__init__()
+        self.actor_rnn = RecurrentNet(features_dim, **rnn_kwargs)
+        self.critic_rnn = RecurrentNet(features_dim, **rnn_kwargs) if enable_critic_rnn and not shared else None
+        self.shared = shared
+        pi_arch, vf_arch = (net_arch["pi"], net_arch["vf"]) if isinstance(net_arch, dict) else (net_arch, net_arch)
+        rnn_out = self.actor_rnn.output_dim
+        vf_in = rnn_out if (shared or self.critic_rnn is not None) else features_dim
+        self.policy_net = nn.Sequential(*create_mlp(rnn_out, -1, list(pi_arch), activation_fn))
+        self.value_net = nn.Sequential(*create_mlp(vf_in, -1, list(vf_arch), activation_fn))
+        self.latent_dim_pi = pi_arch[-1] if pi_arch else rnn_out
+        self.latent_dim_vf = vf_arch[-1] if vf_arch else vf_in
+        self.n_actor_tensors = self.actor_rnn.n_state_tensors
+
+    def initial_state(self, batch_size: int, device: th.device) -> RecurrentState:
+        """Zero state: the actor's tensors followed by the critic's (if it has its own recurrent net)."""
+        tensors = self.actor_rnn.initial_state(batch_size, device).tensors
+        if self.critic_rnn is not None:
+            tensors += self.critic_rnn.initial_state(batch_size, device).tensors
+        return RecurrentState(tensors)
+
+    def forward(self, features: th.Tensor, state: RecurrentState) -> tuple[th.Tensor, th.Tensor, RecurrentState]:
+        """One recurrent call per net over a padded batch of sequences.
+
+        :param features: ``(n_seq, seq_len, features_dim)``.
+        :param state: state before each sequence's first step.
+        :return: ``latent_pi (n_seq * seq_len, latent_dim_pi)``, ``latent_vf (n_seq * seq_len, latent_dim_vf)``, final state.
+        """
+        n_seq, seq_len = features.shape[:2]
+        k = self.n_actor_tensors
+        rnn_pi, actor_state = self.actor_rnn(features, RecurrentState(state.tensors[:k]))
+        tensors = actor_state.tensors
+        if self.critic_rnn is not None:
+            rnn_vf, critic_state = self.critic_rnn(features, RecurrentState(state.tensors[k:]))
+            tensors += critic_state.tensors
+        else:
+            rnn_vf = rnn_pi if self.shared else features
+        # (n_seq, seq_len, H) -> (n_seq * seq_len, H)
+        latent_pi = self.policy_net(rnn_pi.reshape(n_seq * seq_len, -1))
+        latent_vf = self.value_net(rnn_vf.reshape(n_seq * seq_len, -1))
+        return latent_pi, latent_vf, RecurrentState(tensors)
+
+
+class RecurrentActorCriticPolicy(ActorCriticPolicy):
+    """Recurrent actor-critic policy: features -> GRU/LSTM (SLM-style RecurrentNet) -> MLPs -> action and values.
+
+    Takes SLM-Lab's net spec keys and, so that a sb3-contrib ``RecurrentPPO`` user can switch by changing the
+    import, sb3-contrib's names (``lstm_hidden_size``, ``n_lstm_layers``, ``shared_lstm``, ``enable_critic_lstm``,
+    ``lstm_kwargs``) as aliases.
+
+    :param cell_type: ``"GRU"``, ``"LSTM"`` or ``"RNN"``; fixed by the ``...GruPolicy``/``...LstmPolicy`` aliases.
+    :param fc_hid_layers: per-step MLP before the recurrent layer (``[]``: the features go straight in).
+    :param hid_layers_activation: activation of that MLP (SLM name or ``nn.Module`` class).
+    :param out_layer_activation: activation applied to the recurrent output.
+    :param rnn_hidden_size: hidden size of the recurrent layer (alias ``lstm_hidden_size``).
+    :param rnn_num_layers: stacked recurrent layers (alias ``n_lstm_layers``).
+    :param bidirectional: must be False: a state carried across steps cannot run backwards.
+    :param init_fn: ``torch.nn.init`` function name for the recurrent body's weights.
+    :param shared: one recurrent body for actor and critic (alias ``shared_lstm``).
+    :param enable_critic_rnn: give the critic its own recurrent body when not shared (alias ``enable_critic_lstm``).
+    :param rnn_kwargs: extra ``nn.GRU``/``nn.LSTM`` arguments such as ``dropout`` (alias ``lstm_kwargs``).
+    :param n_value_heads: value outputs (2 with RND: extrinsic and intrinsic).
+    :param net_arch: MLP after the recurrent layer, a list or ``dict(pi=[...], vf=[...])``; the other arguments are
+        SB3's ``ActorCriticPolicy``'s.
+    """
+
+    alias_cell_type: str | None = None
+    default_features_extractor: type[BaseFeaturesExtractor] = FlattenExtractor
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Schedule,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
+        activation_fn: type[nn.Module] = nn.Tanh,
+        ortho_init: bool = True,
+        use_sde: bool = False,
+        log_std_init: float = 0.0,
+        full_std: bool = True,
+        use_expln: bool = False,
+        squash_output: bool = False,
+        features_extractor_class: type[BaseFeaturesExtractor] | None = None,
+        features_extractor_kwargs: dict[str, Any] | None = None,
+        share_features_extractor: bool = True,
+        normalize_images: bool = True,
+        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        cell_type: str | None = None,
+        fc_hid_layers: list[int] | tuple[int, ...] = (),
+        hid_layers_activation: str | type[nn.Module] | None = "relu",
+        out_layer_activation: str | type[nn.Module] | None = None,
+        rnn_hidden_size: int | None = None,
+        rnn_num_layers: int | None = None,
+        bidirectional: bool = False,
+        init_fn: str | None = None,
+        shared: bool | None = None,
+        enable_critic_rnn: bool | None = None,
+        rnn_kwargs: dict[str, Any] | None = None,
+        n_value_heads: int = 1,
+        **sb3_contrib_kwargs: Any,
+    ) -> None:
+        given = dict(
+            rnn_hidden_size=rnn_hidden_size,
+            rnn_num_layers=rnn_num_layers,
+            shared=shared,
+            enable_critic_rnn=enable_critic_rnn,
+            rnn_kwargs=rnn_kwargs,
+        )
+        resolved = self._resolve_aliases(given, sb3_contrib_kwargs)
+        if bidirectional:
+            raise ValueError(
+                "bidirectional=True is not possible in a policy that carries its hidden state from step to step "
+                "(the backward direction would need future observations); use RecurrentNetExtractor over a "
+                "frame-stacked env for a bidirectional window"
+            )
+        if resolved["shared"] and resolved["enable_critic_rnn"] is True:
+            raise ValueError(
+                "shared=True (shared_lstm) and enable_critic_rnn=True (enable_critic_lstm) contradict each other: "
+                "choose a shared recurrent body, a separate one for the critic, or none for the critic"
+            )
+        if cell_type is None:
+            cell_type = self.alias_cell_type or "LSTM"
+        cell_type = resolve_cell_type(cell_type)
+        if self.alias_cell_type is not None and cell_type != self.alias_cell_type:
+            raise ValueError(
+                f"cell_type={cell_type!r} contradicts the policy {type(self).__name__} (cell {self.alias_cell_type}); "
+                "drop cell_type or choose the ...GruPolicy / ...LstmPolicy alias of that cell"
+            )
+        if isinstance(n_value_heads, bool) or not isinstance(n_value_heads, int) or n_value_heads < 1:
+            raise ValueError(f"n_value_heads={n_value_heads!r} must be a positive integer")
+        # Read by _build_mlp_extractor, which ActorCriticPolicy.__init__ calls.
+        self.shared = bool(resolved["shared"])
+        self.enable_critic_rnn = resolved["enable_critic_rnn"] is not False
+        self.n_value_heads = n_value_heads
+        self.rnn_kwargs = dict(
+            cell_type=cell_type,
+            fc_hid_layers=list(fc_hid_layers),
+            hid_layers_activation=hid_layers_activation,
+            out_layer_activation=out_layer_activation,
+            rnn_hidden_size=resolved["rnn_hidden_size"] or 64,
+            rnn_num_layers=resolved["rnn_num_layers"] or 1,
+            init_fn=init_fn,
+            rnn_kwargs=resolved["rnn_kwargs"],
+        )
+        if net_arch is None:
+            net_arch = dict(pi=[64], vf=[64])
+        if optimizer_kwargs is None and optimizer_class is th.optim.Adam:
+            # SB3's default eps; foreach: one fused update over all parameters (same numbers, fewer kernel calls)
+            optimizer_kwargs = dict(eps=1e-5, foreach=True)
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            net_arch=net_arch,
+            activation_fn=activation_fn,
+            ortho_init=ortho_init,
+            use_sde=use_sde,
+            log_std_init=log_std_init,
+            full_std=full_std,
+            use_expln=use_expln,
+            squash_output=squash_output,
+            features_extractor_class=features_extractor_class or self.default_features_extractor,
+            features_extractor_kwargs=features_extractor_kwargs,
+            share_features_extractor=share_features_extractor,
+            normalize_images=normalize_images,
+            optimizer_class=optimizer_class,
+            optimizer_kwargs=optimizer_kwargs,
+        )
+
+    @staticmethod
+    def _resolve_aliases(given: dict[str, Any], sb3_contrib_kwargs: dict[str, Any]) -> dict[str, Any]:
+        resolved = dict(given)
+        for alias, value in sb3_contrib_kwargs.items():
+            if alias not in SB3_CONTRIB_ALIASES:
+                allowed = ", ".join(SB3_CONTRIB_ALIASES)
+                raise TypeError(f"Unexpected policy keyword argument {alias!r} (sb3-contrib aliases accepted: {allowed})")
+            ours = SB3_CONTRIB_ALIASES[alias]
+            if resolved[ours] is not None and resolved[ours] != value:
+                raise ValueError(f"{alias}={value!r} contradicts {ours}={resolved[ours]!r}; give only one of them")
+            resolved[ours] = value
+        return resolved
+
+    def _build_mlp_extractor(self) -> None:
+        self.mlp_extractor = RecurrentMlpExtractor(  # type: ignore[assignment]
+            self.features_dim,
+            self.net_arch,
+            self.activation_fn,
+            shared=self.shared,
+            enable_critic_rnn=self.enable_critic_rnn,
+            rnn_kwargs=self.rnn_kwargs,
+        )
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        super()._build(lr_schedule)
+        if self.n_value_heads != 1:
+            self.value_net = nn.Linear(self.mlp_extractor.latent_dim_vf, self.n_value_heads)
+            if self.ortho_init:
+                self.value_net.apply(partial(self.init_weights, gain=1))
+            self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        rnn_kwargs = dict(self.rnn_kwargs)
+        data.update(
+            cell_type=rnn_kwargs["cell_type"],
+            fc_hid_layers=rnn_kwargs["fc_hid_layers"],
+            hid_layers_activation=rnn_kwargs["hid_layers_activation"],
+            out_layer_activation=rnn_kwargs["out_layer_activation"],
+            rnn_hidden_size=rnn_kwargs["rnn_hidden_size"],
+            rnn_num_layers=rnn_kwargs["rnn_num_layers"],
+            init_fn=rnn_kwargs["init_fn"],
+            rnn_kwargs=rnn_kwargs["rnn_kwargs"],
+            shared=self.shared,
+            enable_critic_rnn=self.enable_critic_rnn and not self.shared,
+            n_value_heads=self.n_value_heads,
+        )
+        return data
+
+    @property
+    def recurrent(self) -> RecurrentMlpExtractor:
+        return self.mlp_extractor  # type: ignore[return-value]
+
+    def initial_state(self, n_envs: int) -> RecurrentState:
+        """The zero hidden state for ``n_envs`` envs."""
+        return self.recurrent.initial_state(n_envs, self.device)
+
+    def _latents(
+        self, obs: PyTorchObs, state: RecurrentState, n_seq: int, seq_len: int
+    ) -> tuple[th.Tensor, th.Tensor, RecurrentState]:
+        # (n_seq * seq_len, *obs_shape) -> (n_seq * seq_len, F) -> (n_seq, seq_len, F)
+        features = self.extract_features(obs, self.features_extractor)
+        assert isinstance(features, th.Tensor)
+        return self.recurrent(features.reshape(n_seq, seq_len, -1), state)
+
+    def forward(  # type: ignore[override]
+        self, obs: PyTorchObs, state: RecurrentState, episode_starts: th.Tensor, deterministic: bool = False
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor, RecurrentState]:
+        """One rollout step for every env: actions, values ``(n_envs, n_value_heads)``, log-probs, next state."""
+        state = state.reset(episode_starts)
+        latent_pi, latent_vf, new_state = self._latents(obs, state, episode_starts.shape[0], 1)
+        distribution = self._get_action_dist_from_latent(latent_pi)
+        actions = distribution.get_actions(deterministic=deterministic)
+        log_prob = distribution.log_prob(actions)
+        actions = actions.reshape((-1, *self.action_space.shape))  # type: ignore[misc]
+        return actions, self.value_net(latent_vf), log_prob, new_state
+
+    def predict_values(  # type: ignore[override]
+        self, obs: PyTorchObs, state: RecurrentState, episode_starts: th.Tensor
+    ) -> th.Tensor:
+        """Values ``(n_envs, n_value_heads)`` of one step's observations."""
+        _, latent_vf, _ = self._latents(obs, state.reset(episode_starts), episode_starts.shape[0], 1)
+        return self.value_net(latent_vf)
+
+    def evaluate_sequences(
+        self, obs: PyTorchObs, actions: th.Tensor, state: RecurrentState, n_seq: int, seq_len: int
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None, Distribution]:
+        """Values, log-probs and entropies of a padded batch of sequences, in one recurrent call.
+
+        :param obs: flattened padded sequences ``(n_seq * seq_len, *obs_shape)``.
+        :param actions: ``(n_seq * seq_len, *action_shape)``.
+        :param state: state before each sequence's first step.
+        :return: values ``(n_seq * seq_len, n_value_heads)``, log-probs and entropies ``(n_seq * seq_len,)``, distribution.
+        """
+        latent_pi, latent_vf, _ = self._latents(obs, state, n_seq, seq_len)
+        distribution = self._get_action_dist_from_latent(latent_pi)
+        return self.value_net(latent_vf), distribution.log_prob(actions), distribution.entropy(), distribution
+
+    def _predict(  # type: ignore[override]
+        self, observation: PyTorchObs, state: RecurrentState, episode_start: th.Tensor, deterministic: bool = False
+    ) -> tuple[th.Tensor, RecurrentState]:
+        state = state.reset(episode_start)
+        latent_pi, _, new_state = self._latents(observation, state, episode_start.shape[0], 1)
+        return self._get_action_dist_from_latent(latent_pi).get_actions(deterministic=deterministic), new_state
+
+    def predict(  # type: ignore[override]
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """Actions and the next hidden state, as SB3's ``evaluate_policy`` and the RL Zoo expect.
+
+        :param observation: one observation or a batch (one per env).
+        :param state: the hidden state returned by the previous call (``None`` at the start: zeros).
+        :param episode_start: ``(n_envs,)`` True where an episode starts (its state is zeroed).
+        :param deterministic: take the most likely action.
+        """
+        self.set_training_mode(False)
+        obs_tensor, vectorized_env = self.obs_to_tensor(observation)
+        n_envs = (next(iter(obs_tensor.values())) if isinstance(obs_tensor, dict) else obs_tensor).shape[0]
+        hidden = self.initial_state(n_envs) if state is None else RecurrentState.from_numpy(state, self.device)
+        starts = np.zeros(n_envs) if episode_start is None else np.asarray(episode_start, dtype=np.float32).reshape(n_envs)
+        with th.no_grad():
+            actions_tensor, new_state = self._predict(
+                obs_tensor, hidden, th.as_tensor(starts, device=self.device), deterministic=deterministic
+            )
+        actions = actions_tensor.cpu().numpy().reshape((-1, *self.action_space.shape))  # type: ignore[misc, arg-type]
+        if isinstance(self.action_space, spaces.Box):
+            if self.squash_output:
+                actions = self.unscale_action(actions)
+            else:
+                actions = np.clip(actions, self.action_space.low, self.action_space.high)
+        if not vectorized_env:
+            actions = actions.squeeze(axis=0)
+        return actions, new_state.numpy()
+
+
+class RecurrentActorCriticCnnPolicy(RecurrentActorCriticPolicy):
+    """Recurrent actor-critic policy over images (``NatureCNN`` features)."""
+
+    default_features_extractor = NatureCNN
+
+
+class RecurrentMultiInputActorCriticPolicy(RecurrentActorCriticPolicy):
+    """Recurrent actor-critic policy over ``Dict`` observations (``CombinedExtractor`` features)."""
+
+    default_features_extractor = CombinedExtractor
+
+
+def _with_cell(base: type[RecurrentActorCriticPolicy], cell: str, name: str) -> type[RecurrentActorCriticPolicy]:
+    summary = (base.__doc__ or "").splitlines()[0]
+    return type(name, (base,), {"alias_cell_type": cell, "__doc__": f"{summary} Cell: {cell}."})
+
+
+MlpLstmPolicy = _with_cell(RecurrentActorCriticPolicy, "LSTM", "MlpLstmPolicy")
+MlpGruPolicy = _with_cell(RecurrentActorCriticPolicy, "GRU", "MlpGruPolicy")
+CnnLstmPolicy = _with_cell(RecurrentActorCriticCnnPolicy, "LSTM", "CnnLstmPolicy")
+CnnGruPolicy = _with_cell(RecurrentActorCriticCnnPolicy, "GRU", "CnnGruPolicy")
+MultiInputLstmPolicy = _with_cell(RecurrentMultiInputActorCriticPolicy, "LSTM", "MultiInputLstmPolicy")
+MultiInputGruPolicy = _with_cell(RecurrentMultiInputActorCriticPolicy, "GRU", "MultiInputGruPolicy")

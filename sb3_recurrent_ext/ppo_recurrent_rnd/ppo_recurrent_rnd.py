@@ -1,0 +1,525 @@
+"""RecurrentPPORND: recurrent PPO (GRU or LSTM) with optional Random Network Distillation."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.preprocessing import preprocess_obs
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import FloatSchedule, explained_variance, obs_as_tensor
+from stable_baselines3.common.vec_env import VecEnv
+
+from sb3_recurrent_ext.common.rnd import ClippedNormalizer, IntrinsicRewardNormalizer, RNDNetworks
+from sb3_recurrent_ext.ppo_recurrent_rnd.buffers import (
+    RecurrentRNDDictRolloutBuffer,
+    RecurrentRNDRolloutBuffer,
+    SequenceBatch,
+)
+from sb3_recurrent_ext.ppo_recurrent_rnd.policies import (
+    CnnGruPolicy,
+    CnnLstmPolicy,
+    MlpGruPolicy,
+    MlpLstmPolicy,
+    MultiInputGruPolicy,
+    MultiInputLstmPolicy,
+    RecurrentActorCriticPolicy,
+)
+
+SelfRecurrentPPORND = TypeVar("SelfRecurrentPPORND", bound="RecurrentPPORND")
+
+
+def _masked_mean(x: th.Tensor, mask: th.Tensor) -> th.Tensor:
+    return (x * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def _check_range(name: str, value: Any) -> tuple[float, float]:
+    if not (isinstance(value, list | tuple) and len(value) == 2 and float(value[0]) < float(value[1])):
+        raise ValueError(f"{name}={value!r} must be a pair (low, high) with low < high")
+    return float(value[0]), float(value[1])
+
+
+class RecurrentPPORND(OnPolicyAlgorithm):
+    """Recurrent PPO (GRU or LSTM) with optional Random Network Distillation (AINE-DRL's Recurrent PPO RND).
+
+    Rollouts are cut into sequences (at every episode start and every ``seq_len`` steps) that start from the
+    hidden state stored when their first step was collected; each minibatch of ``batch_size // seq_len``
+    sequences goes through the recurrent layer in one call, with masked losses.
+
+    With ``use_rnd=True`` a fixed random target network and a trained predictor (separate from the policy) read
+    the normalised observation and, optionally, the normalised hidden state; the prediction error, divided by
+    the running std of the discounted intrinsic return, is an intrinsic reward with its own value head and
+    non-episodic GAE under ``int_gamma``. The advantage is ``ext_adv_coef * A_ext + int_adv_coef * A_int``.
+
+    :param policy: ``"MlpLstmPolicy"``, ``"MlpGruPolicy"``, ``"CnnLstmPolicy"``, ``"CnnGruPolicy"``,
+        ``"MultiInputLstmPolicy"``, ``"MultiInputGruPolicy"`` or a policy class.
+    :param env: the environment (or its registered id).
+    :param learning_rate: learning rate (or schedule) of the policy and of the RND predictor.
+    :param n_steps: steps per env per rollout.
+    :param batch_size: minibatch size in time steps; each minibatch holds ``batch_size // seq_len`` sequences.
+    :param n_epochs: passes over the rollout.
+    :param gamma: discount of the extrinsic stream.
+    :param gae_lambda: GAE's lambda (both streams).
+    :param clip_range: PPO clipping (or schedule).
+    :param clip_range_vf: value clipping (or schedule), ``None`` for none.
+    :param normalize_advantage: normalise advantages in each minibatch.
+    :param ent_coef: entropy coefficient.
+    :param vf_coef: value loss coefficient (both heads).
+    :param max_grad_norm: gradient clipping by norm (policy and predictor).
+    :param use_sde: generalised state-dependent exploration (Box actions).
+    :param sde_sample_freq: resample gSDE noise every n steps (-1: only at rollout start).
+    :param target_kl: stop an update early when the approximate KL exceeds it.
+    :param seq_len: training sequence length (>= 1).
+    :param use_rnd: add the RND intrinsic stream; ``False`` is plain recurrent PPO.
+    :param int_gamma: discount of the intrinsic stream.
+    :param ext_adv_coef: weight of the extrinsic advantage.
+    :param int_adv_coef: weight of the intrinsic advantage.
+    :param rnd_pred_exp_proportion: share of each minibatch's steps the predictor trains on.
+    :param init_norm_steps: steps per env that only warm up the RND normalisers (no intrinsic reward, no predictor
+        update); ``None`` never normalises RND inputs.
+    :param obs_norm_clip_range: clip of the normalised observation fed to RND.
+    :param hidden_state_norm_clip_range: clip of the normalised hidden state fed to RND.
+    :param rnd_use_hidden_state: feed the hidden state to RND besides the observation.
+    :param rnd_hidden_sizes: hidden layers of the RND target and predictor.
+    :param rnd_output_dim: size of the RND feature vector.
+    :param stats_window_size, tensorboard_log, policy_kwargs, verbose, seed, device: as in SB3.
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpLstmPolicy": MlpLstmPolicy,
+        "MlpGruPolicy": MlpGruPolicy,
+        "CnnLstmPolicy": CnnLstmPolicy,
+        "CnnGruPolicy": CnnGruPolicy,
+        "MultiInputLstmPolicy": MultiInputLstmPolicy,
+        "MultiInputGruPolicy": MultiInputGruPolicy,
+    }
+    policy: RecurrentActorCriticPolicy
+    rollout_buffer: RecurrentRNDRolloutBuffer
+
+    def __init__(
+        self,
+        policy: str | type[RecurrentActorCriticPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 3e-4,
+        n_steps: int = 128,
+        batch_size: int = 128,
+        n_epochs: int = 10,
+        gamma: float = 0.99,
+        gae_lambda: float = 0.95,
+        clip_range: float | Schedule = 0.2,
+        clip_range_vf: float | Schedule | None = None,
+        normalize_advantage: bool = True,
+        ent_coef: float = 0.0,
+        vf_coef: float = 0.5,
+        max_grad_norm: float = 0.5,
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
+        target_kl: float | None = None,
+        seq_len: int = 16,
+        use_rnd: bool = True,
+        int_gamma: float = 0.99,
+        ext_adv_coef: float = 1.0,
+        int_adv_coef: float = 1.0,
+        rnd_pred_exp_proportion: float = 0.25,
+        init_norm_steps: int | None = 50,
+        obs_norm_clip_range: tuple[float, float] = (-5.0, 5.0),
+        hidden_state_norm_clip_range: tuple[float, float] = (-5.0, 5.0),
+        rnd_use_hidden_state: bool = True,
+        rnd_hidden_sizes: tuple[int, ...] = (256, 256),
+        rnd_output_dim: int = 128,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ) -> None:
+        for name, count in (("seq_len", seq_len), ("batch_size", batch_size), ("n_steps", n_steps), ("n_epochs", n_epochs)):
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                raise ValueError(f"{name}={count!r} must be a positive integer")
+        if batch_size < seq_len:
+            raise ValueError(
+                f"batch_size={batch_size} is smaller than seq_len={seq_len}: a minibatch holds batch_size // seq_len "
+                "whole sequences, so batch_size must be >= seq_len"
+            )
+        if not 0.0 < rnd_pred_exp_proportion <= 1.0:
+            raise ValueError(f"rnd_pred_exp_proportion={rnd_pred_exp_proportion!r} must be in (0, 1]")
+        if init_norm_steps is not None and (not isinstance(init_norm_steps, int) or init_norm_steps < 0):
+            raise ValueError(f"init_norm_steps={init_norm_steps!r} must be a non-negative integer or None")
+        for name, factor in (("gamma", gamma), ("int_gamma", int_gamma), ("gae_lambda", gae_lambda)):
+            if not 0.0 <= factor <= 1.0:
+                raise ValueError(f"{name}={factor!r} must be in [0, 1]")
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            n_steps=n_steps,
+            gamma=gamma,
+            gae_lambda=gae_lambda,
+            ent_coef=ent_coef,
+            vf_coef=vf_coef,
+            max_grad_norm=max_grad_norm,
+            use_sde=use_sde,
+            sde_sample_freq=sde_sample_freq,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            seed=seed,
+            device=device,
+            _init_setup_model=False,
+            supported_action_spaces=(spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary),
+        )
+        self.batch_size = batch_size
+        self.n_epochs = n_epochs
+        self.clip_range = clip_range
+        self.clip_range_vf = clip_range_vf
+        self.normalize_advantage = normalize_advantage
+        self.target_kl = target_kl
+        self.seq_len = seq_len
+        self.use_rnd = use_rnd
+        self.int_gamma = int_gamma
+        self.ext_adv_coef = ext_adv_coef
+        self.int_adv_coef = int_adv_coef
+        self.rnd_pred_exp_proportion = rnd_pred_exp_proportion
+        self.init_norm_steps = init_norm_steps
+        self.obs_norm_clip_range = _check_range("obs_norm_clip_range", obs_norm_clip_range)
+        self.hidden_state_norm_clip_range = _check_range("hidden_state_norm_clip_range", hidden_state_norm_clip_range)
+        self.rnd_use_hidden_state = rnd_use_hidden_state
+        self.rnd_hidden_sizes = tuple(rnd_hidden_sizes)
+        self.rnd_output_dim = rnd_output_dim
+        if _init_setup_model:
+            self._setup_model()
+
+    def _setup_model(self) -> None:
+        self._setup_lr_schedule()
+        self.set_random_seed(self.seed)
+        self.policy_kwargs["n_value_heads"] = 2 if self.use_rnd else 1
+        self.policy = self.policy_class(  # type: ignore[assignment]
+            self.observation_space, self.action_space, self.lr_schedule, use_sde=self.use_sde, **self.policy_kwargs
+        )
+        self.policy = self.policy.to(self.device)
+        state = self.policy.initial_state(1)
+        buffer_class = (
+            RecurrentRNDDictRolloutBuffer if isinstance(self.observation_space, spaces.Dict) else RecurrentRNDRolloutBuffer
+        )
+        self.rollout_buffer = buffer_class(  # type: ignore[assignment]
+            self.n_steps,
+            self.observation_space,
+            self.action_space,
+            device=self.device,
+            gamma=self.gamma,
+            gae_lambda=self.gae_lambda,
+            n_envs=self.n_envs,
+            n_state_tensors=len(state.tensors),
+            state_layers=state.h.shape[0],
+            state_hidden=state.h.shape[2],
+        )
+        self.clip_range = FloatSchedule(self.clip_range)
+        if self.clip_range_vf is not None:
+            if isinstance(self.clip_range_vf, float | int):
+                assert self.clip_range_vf > 0, "`clip_range_vf` must be positive, pass `None` to deactivate vf clipping"
+            self.clip_range_vf = FloatSchedule(self.clip_range_vf)
+        self._last_state = self.policy.initial_state(self.n_envs)
+        if self.use_rnd:
+            self._setup_rnd(state.flat().shape[1])
+
+    def _rnd_obs_dim(self) -> int:
+        raw = self.observation_space.sample()
+        sample = obs_as_tensor(raw if isinstance(raw, dict) else np.asarray(raw), self.device)
+        if isinstance(sample, dict):
+            sample = {key: value[None] for key, value in sample.items()}
+        else:
+            sample = sample[None]
+        return self._flat_obs(sample).shape[1]
+
+    def _setup_rnd(self, state_dim: int) -> None:
+        obs_dim = self._rnd_obs_dim()
+        input_dim = obs_dim + (state_dim if self.rnd_use_hidden_state else 0)
+        self.rnd = RNDNetworks(input_dim, self.rnd_hidden_sizes, self.rnd_output_dim).to(self.device)
+        self.rnd_optimizer = th.optim.Adam(self.rnd.predictor.parameters(), lr=self.lr_schedule(1), foreach=True)
+        self.rnd_obs_normalizer = ClippedNormalizer((obs_dim,), self.obs_norm_clip_range)
+        self.rnd_state_normalizer = ClippedNormalizer((state_dim,), self.hidden_state_norm_clip_range)
+        self.int_reward_normalizer = IntrinsicRewardNormalizer(self.n_envs, self.int_gamma)
+        self._rnd_norm_steps = 0
+
+    def _flat_obs(self, obs: th.Tensor | dict[str, th.Tensor]) -> th.Tensor:
+        """Preprocessed observations (one-hot, scaled images) flattened: ``(batch, obs_dim)``."""
+        processed = preprocess_obs(obs, self.observation_space, normalize_images=True)
+        if isinstance(processed, dict):
+            return th.cat([value.reshape(value.shape[0], -1) for value in processed.values()], dim=1)
+        return processed.reshape(processed.shape[0], -1)
+
+    def _rnd_inputs(self, flat_obs: th.Tensor, flat_states: th.Tensor) -> th.Tensor:
+        """Normalised, clipped RND inputs: ``(batch, obs_dim [+ state_dim])``."""
+        normalize = self.init_norm_steps is not None
+        parts = [self.rnd_obs_normalizer.normalize(flat_obs) if normalize else flat_obs]
+        if self.rnd_use_hidden_state:
+            parts.append(self.rnd_state_normalizer.normalize(flat_states) if normalize else flat_states)
+        return th.cat(parts, dim=1)
+
+    def _rollout_rnd_inputs(self) -> th.Tensor:
+        """RND inputs of every step of the rollout, time-major flat ``(n_steps * n_envs, D)``."""
+        buffer = self.rollout_buffer
+        obs = buffer.observations
+        if isinstance(obs, dict):
+            obs_tensor: Any = {key: th.as_tensor(v.reshape(-1, *v.shape[2:]), device=self.device) for key, v in obs.items()}
+        else:
+            obs_tensor = th.as_tensor(obs.reshape(-1, *obs.shape[2:]), device=self.device)
+        flat_obs = self._flat_obs(obs_tensor)
+        flat_states = th.as_tensor(buffer.hidden_states.reshape(-1, buffer.state_dim), device=self.device)
+        if self.init_norm_steps is not None:
+            # normalise with the statistics from before this rollout, then update them
+            inputs = self._rnd_inputs(flat_obs, flat_states)
+            self.rnd_obs_normalizer.update(flat_obs.cpu().numpy())
+            self.rnd_state_normalizer.update(flat_states.cpu().numpy())
+            self._rnd_norm_steps += self.n_steps
+        else:
+            inputs = self._rnd_inputs(flat_obs, flat_states)
+        return inputs
+
+    def _rnd_warming_up(self) -> bool:
+        return self.init_norm_steps is not None and self._rnd_norm_steps <= self.init_norm_steps
+
+    def collect_rollouts(
+        self, env: VecEnv, callback: BaseCallback, rollout_buffer: RolloutBuffer, n_rollout_steps: int
+    ) -> bool:
+        """Collect a rollout as SB3 does, carrying each env's hidden state and storing it at every step."""
+        assert self._last_obs is not None, "No previous observation was provided"
+        assert isinstance(rollout_buffer, RecurrentRNDRolloutBuffer | RecurrentRNDDictRolloutBuffer)
+        self.policy.set_training_mode(False)
+        n_steps = 0
+        rollout_buffer.reset()
+        if self.use_sde:
+            self.policy.reset_noise(env.num_envs)
+        callback.on_rollout_start()
+        state = self._last_state
+        while n_steps < n_rollout_steps:
+            if self.use_sde and self.sde_sample_freq > 0 and n_steps % self.sde_sample_freq == 0:
+                self.policy.reset_noise(env.num_envs)
+            with th.no_grad():
+                obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
+                episode_starts = th.as_tensor(self._last_episode_starts, dtype=th.float32, device=self.device)
+                state_before = state.reset(episode_starts)
+                actions, values, log_probs, state = self.policy(obs_tensor, state_before, episode_starts)
+            actions = actions.cpu().numpy()
+            clipped_actions = actions
+            if isinstance(self.action_space, spaces.Box):
+                if self.policy.squash_output:
+                    clipped_actions = self.policy.unscale_action(clipped_actions)
+                else:
+                    clipped_actions = np.clip(actions, self.action_space.low, self.action_space.high)
+            new_obs, rewards, dones, infos = env.step(clipped_actions)
+            self.num_timesteps += env.num_envs
+            callback.update_locals(locals())
+            if not callback.on_step():
+                return False
+            self._update_info_buffer(infos, dones)
+            n_steps += 1
+            if isinstance(self.action_space, spaces.Discrete):
+                actions = actions.reshape(-1, 1)
+            # Bootstrap a time-limit truncation with the value of the terminal observation, from the env's state
+            for idx, done in enumerate(dones):
+                if done and infos[idx].get("terminal_observation") is not None and infos[idx].get("TimeLimit.truncated"):
+                    terminal_obs = self.policy.obs_to_tensor(infos[idx]["terminal_observation"])[0]
+                    with th.no_grad():
+                        terminal_value = self.policy.predict_values(
+                            terminal_obs, state.index(np.array([idx])), th.zeros(1, device=self.device)
+                        )[0, 0]
+                    rewards[idx] += self.gamma * terminal_value.item()
+            rollout_buffer.add_recurrent(state_before, values)
+            rollout_buffer.add(
+                self._last_obs,  # type: ignore[arg-type]
+                actions,
+                rewards,
+                self._last_episode_starts,  # type: ignore[arg-type]
+                values[:, :1],
+                log_probs,
+            )
+            self._last_obs = new_obs  # type: ignore[assignment]
+            self._last_episode_starts = dones
+        self._last_state = state
+        with th.no_grad():
+            last_values = self.policy.predict_values(
+                obs_as_tensor(new_obs, self.device),  # type: ignore[arg-type]
+                state,
+                th.as_tensor(dones, dtype=th.float32, device=self.device),
+            )
+        self._rollout_rnd_inputs_cache: th.Tensor | None = None
+        if self.use_rnd:
+            self._compute_intrinsic_rewards()
+        rollout_buffer.compute_two_stream_returns(
+            last_values, dones, self.int_gamma, self.ext_adv_coef, self.int_adv_coef, self.use_rnd
+        )
+        callback.update_locals(locals())
+        callback.on_rollout_end()
+        return True
+
+    def _compute_intrinsic_rewards(self) -> None:
+        """Intrinsic reward of every step in one batched call: prediction error on (obs_t, h_t), normalised."""
+        inputs = self._rollout_rnd_inputs()
+        self._rollout_rnd_inputs_cache = inputs
+        buffer = self.rollout_buffer
+        if self._rnd_warming_up():
+            buffer.int_rewards[:] = 0.0
+        else:
+            with th.no_grad():
+                errors = self.rnd.prediction_error(inputs).cpu().numpy().reshape(self.n_steps, self.n_envs)
+            buffer.int_rewards[:] = self.int_reward_normalizer(errors)
+        self.logger.record("rollout/int_reward_mean", float(buffer.int_rewards.mean()))
+
+    def train(self) -> None:
+        """PPO update over padded sequences: one recurrent call per minibatch, masked losses."""
+        self.policy.set_training_mode(True)
+        optimizers = [self.policy.optimizer] + ([self.rnd_optimizer] if self.use_rnd else [])
+        self._update_learning_rate(optimizers)
+        clip_range = self.clip_range(self._current_progress_remaining)  # type: ignore[operator]
+        clip_range_vf = None if self.clip_range_vf is None else self.clip_range_vf(self._current_progress_remaining)  # type: ignore[operator]
+        n_streams = 2 if self.use_rnd else 1
+        rollout = self.rollout_buffer.to_sequences(self.seq_len, self._rollout_rnd_inputs_cache, n_streams)
+        train_rnd = self.use_rnd and not self._rnd_warming_up()
+
+        logs: dict[str, list[float]] = {key: [] for key in ("pg", "ext_v", "int_v", "ent", "kl", "clip", "rnd")}
+        continue_training = True
+        for _epoch in range(self.n_epochs):
+            for batch in rollout.minibatches(max(1, self.batch_size // self.seq_len)):
+                losses = self._minibatch_losses(batch, clip_range, clip_range_vf)
+                loss, approx_kl = losses["loss"], losses["kl"]
+                for key in ("pg", "ext_v", "int_v", "ent", "clip"):
+                    if key in losses:
+                        logs[key].append(losses[key].item())
+                logs["kl"].append(approx_kl.item())
+                if self.target_kl is not None and approx_kl > 1.5 * self.target_kl:
+                    continue_training = False
+                    if self.verbose >= 1:
+                        print(f"Early stopping at step {_epoch} due to reaching max kl: {approx_kl:.2f}")
+                    break
+                self.policy.optimizer.zero_grad()
+                loss.backward()
+                th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm, foreach=True)
+                self.policy.optimizer.step()
+                if train_rnd:
+                    logs["rnd"].append(self._train_predictor(batch))
+            self._n_updates += 1
+            if not continue_training:
+                break
+        self._log_train(logs, rollout, clip_range, clip_range_vf)
+
+    def _minibatch_losses(self, batch: SequenceBatch, clip_range: float, clip_range_vf: float | None) -> dict[str, th.Tensor]:
+        n_seq, seq_len = batch.mask.shape
+        # (n_seq, seq_len, ...) -> (n_seq * seq_len, ...)
+        flat = lambda x: x.reshape(n_seq * seq_len, *x.shape[2:])  # noqa: E731
+        observations = (
+            {k: flat(v) for k, v in batch.observations.items()}
+            if isinstance(batch.observations, dict)
+            else flat(batch.observations)
+        )
+        actions = flat(batch.actions)
+        if isinstance(self.action_space, spaces.Discrete):
+            actions = actions.long().flatten()
+        values, log_prob, entropy, _ = self.policy.evaluate_sequences(
+            observations, actions, batch.initial_state, n_seq, seq_len
+        )
+        mask = flat(batch.mask).float()
+        advantages = flat(batch.advantages)
+        if self.normalize_advantage and mask.sum() > 1:
+            mean = _masked_mean(advantages, mask)
+            std = th.sqrt(_masked_mean((advantages - mean) ** 2, mask))
+            advantages = (advantages - mean) / (std + 1e-8)
+        ratio = th.exp(log_prob - flat(batch.old_log_prob))
+        policy_loss = -_masked_mean(
+            th.min(advantages * ratio, advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)), mask
+        )
+        old_values, returns = flat(batch.old_values), flat(batch.returns)
+        if clip_range_vf is not None:
+            values = old_values + th.clamp(values - old_values, -clip_range_vf, clip_range_vf)
+        # one squared error per stream: (N, n_streams) -> per-stream masked means
+        value_losses = [_masked_mean((returns[:, i] - values[:, i]) ** 2, mask) for i in range(values.shape[1])]
+        entropy_loss = -_masked_mean(entropy if entropy is not None else -log_prob, mask)
+        loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * sum(value_losses)
+        with th.no_grad():
+            log_ratio = log_prob - flat(batch.old_log_prob)
+            approx_kl = _masked_mean((th.exp(log_ratio) - 1) - log_ratio, mask)
+            clip_fraction = _masked_mean((th.abs(ratio - 1) > clip_range).float(), mask)
+        losses = {
+            "loss": loss,
+            "pg": policy_loss,
+            "ext_v": value_losses[0],
+            "ent": entropy_loss,
+            "kl": approx_kl,
+            "clip": clip_fraction,
+        }
+        if len(value_losses) > 1:
+            losses["int_v"] = value_losses[1]
+        return losses
+
+    def _train_predictor(self, batch: SequenceBatch) -> float:
+        """One predictor step on a ``rnd_pred_exp_proportion`` share of the minibatch's real steps."""
+        assert batch.rnd_inputs is not None
+        inputs = batch.rnd_inputs[batch.mask]
+        keep = th.rand(inputs.shape[0], device=inputs.device) < self.rnd_pred_exp_proportion
+        rnd_loss = self.rnd.prediction_error(inputs[keep]).mean() if keep.any() else inputs.new_zeros(())
+        self.rnd_optimizer.zero_grad()
+        rnd_loss.backward()
+        th.nn.utils.clip_grad_norm_(self.rnd.predictor.parameters(), self.max_grad_norm, foreach=True)
+        self.rnd_optimizer.step()
+        return rnd_loss.item()
+
+    def _log_train(
+        self, logs: dict[str, list[float]], rollout: SequenceBatch, clip_range: float, clip_range_vf: float | None
+    ) -> None:
+        mask = rollout.mask.cpu().numpy()
+        old_values = rollout.old_values.cpu().numpy()[mask]
+        returns = rollout.returns.cpu().numpy()[mask]
+        self.logger.record("train/entropy_loss", np.mean(logs["ent"]))
+        self.logger.record("train/policy_gradient_loss", np.mean(logs["pg"]))
+        self.logger.record("train/value_loss", np.mean(logs["ext_v"]))
+        self.logger.record("train/approx_kl", np.mean(logs["kl"]))
+        self.logger.record("train/clip_fraction", np.mean(logs["clip"]))
+        self.logger.record("train/explained_variance", explained_variance(old_values[:, 0], returns[:, 0]))
+        if self.use_rnd:
+            self.logger.record("train/int_value_loss", np.mean(logs["int_v"]))
+            self.logger.record("train/int_explained_variance", explained_variance(old_values[:, 1], returns[:, 1]))
+            if logs["rnd"]:
+                self.logger.record("train/rnd_loss", np.mean(logs["rnd"]))
+        if hasattr(self.policy, "log_std"):
+            self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/clip_range", clip_range)
+        self.logger.record("train/n_sequences", rollout.n_seq)
+        if clip_range_vf is not None:
+            self.logger.record("train/clip_range_vf", clip_range_vf)
+
+    def learn(
+        self: SelfRecurrentPPORND,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 1,
+        tb_log_name: str = "RecurrentPPORND",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfRecurrentPPORND:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_last_state", "_rollout_rnd_inputs_cache", "rnd", "rnd_optimizer"]
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        state_dicts = ["policy", "policy.optimizer"]
+        if self.use_rnd:
+            state_dicts += ["rnd", "rnd_optimizer"]
+        return state_dicts, []

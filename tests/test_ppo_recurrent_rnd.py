@@ -1,0 +1,262 @@
+"""RecurrentPPORND: the sequence path, two-stream GAE, RND, SB3 behaviour and argument errors."""
+
+import numpy as np
+import pytest
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.envs import IdentityEnv, IdentityEnvBox, IdentityEnvMultiBinary, IdentityEnvMultiDiscrete
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.running_mean_std import RunningMeanStd
+from stable_baselines3.common.vec_env import VecNormalize
+
+from sb3_recurrent_ext import RecurrentPPORND, RecurrentState, make_sequences
+from sb3_recurrent_ext.common.gae import compute_gae
+from sb3_recurrent_ext.common.rnd import ClippedNormalizer, IntrinsicRewardNormalizer, RNDNetworks
+
+SMALL = dict(n_steps=16, batch_size=32, n_epochs=2, seq_len=8)
+POLICY_KWARGS = dict(rnn_hidden_size=16, net_arch=[16])
+
+
+def _model(policy="MlpLstmPolicy", env="CartPoleNoVel-v1", **kwargs):
+    return RecurrentPPORND(policy, env, **{**SMALL, "policy_kwargs": POLICY_KWARGS, **kwargs})
+
+
+@pytest.mark.parametrize("policy", ["MlpLstmPolicy", "MlpGruPolicy"])
+@pytest.mark.parametrize("use_rnd", [False, True])
+def test_sequence_path_matches_step_by_step_reference(policy, use_rnd):
+    """Values, log-probs and gradients from one recurrent call over padded sequences equal a step loop."""
+    th.manual_seed(0)
+    env = make_vec_env("CartPoleNoVel-v1", n_envs=3, seed=0)
+    # learning_rate 0: the stored states and values stay those of the current parameters
+    model = _model(policy, env, use_rnd=use_rnd, learning_rate=0.0)
+    model.learn(48)  # one rollout: 16 steps x 3 envs, with episode starts inside sequences
+    buffer = model.rollout_buffer
+    assert buffer.episode_starts[1:].any(), "the test needs episode starts inside the rollout"
+    batch = buffer.to_sequences(model.seq_len, None, 2 if use_rnd else 1)
+    n_seq, seq_len = batch.mask.shape
+    obs = batch.observations.reshape(n_seq * seq_len, -1)
+    actions = batch.actions.reshape(-1).long()
+    values, log_prob, _, _ = model.policy.evaluate_sequences(obs, actions, batch.initial_state, n_seq, seq_len)
+    mask = batch.mask.reshape(-1)
+    loss = (values.sum(dim=1) + log_prob)[mask].sum()
+    model.policy.zero_grad()
+    loss.backward()
+    sequence_grads = [p.grad.clone() for p in model.policy.parameters() if p.grad is not None]
+
+    # reference: the rollout replayed one step at a time from the first state, resetting at episode starts
+    model.policy.zero_grad()
+    raw_obs = th.as_tensor(buffer.observations)  # (n_steps, n_envs, obs_dim)
+    raw_actions = th.as_tensor(buffer.actions).long().squeeze(-1)
+    starts = th.as_tensor(buffer.episode_starts, dtype=th.float32)
+    state = RecurrentState.from_flat(th.as_tensor(buffer.hidden_states[0]), *_state_layout(buffer))
+    # truncated BPTT: the sequence path starts each sequence from a stored (detached) state
+    sequences = make_sequences(buffer.episode_starts, model.seq_len)
+    begins = np.zeros(buffer.buffer_size * 3)
+    begins[sequences.start_index] = 1.0
+    begins = th.as_tensor(begins.reshape(buffer.buffer_size, 3, 1), dtype=th.float32)
+    step_values, step_log_probs = [], []
+    for t in range(buffer.buffer_size):
+        state = RecurrentState(tuple(x.detach() * begins[t] + x * (1 - begins[t]) for x in state.tensors))
+        state = state.reset(starts[t])
+        latent_pi, latent_vf, state = model.policy._latents(raw_obs[t], state, 3, 1)
+        step_values.append(model.policy.value_net(latent_vf))
+        step_log_probs.append(model.policy._get_action_dist_from_latent(latent_pi).log_prob(raw_actions[t]))
+    reference_loss = th.stack(step_values).sum() + th.stack(step_log_probs).sum()
+    reference_loss.backward()
+    reference_grads = [p.grad.clone() for p in model.policy.parameters() if p.grad is not None]
+
+    # the same values as the reference and as the rollout computed while collecting
+    sequence_values = values.reshape(n_seq, seq_len, -1)[batch.mask]
+    th.testing.assert_close(sequence_values, sequences.pad(th.stack(step_values).detach())[batch.mask], atol=1e-5, rtol=1e-4)
+    th.testing.assert_close(sequence_values, batch.old_values[batch.mask], atol=1e-5, rtol=1e-4)
+    th.testing.assert_close(loss, reference_loss, atol=1e-3, rtol=1e-5)
+    for a, b in zip(sequence_grads, reference_grads, strict=True):
+        th.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def _state_layout(buffer):
+    return buffer.n_state_tensors, buffer.state_layers, buffer.state_hidden
+
+
+def test_two_stream_gae_against_hand_computation():
+    # one env, 3 steps, an episode starts at step 2; stream 0 episodic (gamma .9), stream 1 not (gamma .5); lambda 1
+    rewards = np.array([[[1.0, 2.0]], [[0.0, 1.0]], [[3.0, 0.0]]])
+    values = np.array([[[0.5, 1.0]], [[0.2, 0.4]], [[1.0, 2.0]]])
+    starts = np.array([[1.0], [0.0], [1.0]])
+    last_values = np.array([[2.0, 4.0]])
+    advantages, returns = compute_gae(rewards, values, starts, last_values, np.array([0.0]), [0.9, 0.5], 1.0, [True, False])
+    # episodic stream: returns are discounted sums inside each episode, bootstrapped at the end
+    ext_returns = [1.0 + 0.9 * 0.0, 0.0, 3.0 + 0.9 * 2.0]
+    # non-episodic stream: runs through the episode start
+    int_returns = [2.0 + 0.5 * (1.0 + 0.5 * (0.0 + 0.5 * 4.0)), 1.0 + 0.5 * (0.0 + 0.5 * 4.0), 0.0 + 0.5 * 4.0]
+    np.testing.assert_allclose(returns[:, 0, 0], ext_returns, atol=1e-6)
+    np.testing.assert_allclose(returns[:, 0, 1], int_returns, atol=1e-6)
+    np.testing.assert_allclose(advantages, returns - values, atol=1e-6)
+
+
+def test_rnd_normalizers_and_reward_against_hand_computation():
+    normalizer = ClippedNormalizer((2,), clip_range=(-1.0, 1.0))
+    batch = np.array([[0.0, 10.0], [2.0, 30.0]])
+    normalizer.update(batch)
+    reference = RunningMeanStd(shape=(2,))
+    reference.update(batch)
+    x = th.tensor([[1.0, 20.0], [3.0, 100.0]])
+    expected = np.clip((x.numpy() - reference.mean) / np.sqrt(reference.var + 1e-8), -1, 1)
+    np.testing.assert_allclose(normalizer.normalize(x).numpy(), expected, atol=1e-4)
+    assert normalizer.normalize(x)[1, 1] == 1.0  # clipped
+
+    reward_normalizer = IntrinsicRewardNormalizer(n_envs=1, int_gamma=0.5)
+    rewards = np.array([[1.0], [2.0], [4.0]])
+    normalized = reward_normalizer(rewards)
+    discounted_returns = np.array([1.0, 0.5 * 1.0 + 2.0, 0.5 * 2.5 + 4.0])
+    returns_rms = RunningMeanStd(shape=())  # SB3's running statistics, as the normalizer uses
+    returns_rms.update(discounted_returns)
+    np.testing.assert_allclose(normalized[:, 0], rewards[:, 0] / np.sqrt(returns_rms.var + 1e-8), rtol=1e-5)
+    assert returns_rms.var == pytest.approx(discounted_returns.var(), rel=1e-3)
+
+    rnd = RNDNetworks(3, hidden_sizes=(8,), output_dim=4)
+    inputs = th.randn(5, 3)
+    error = rnd.prediction_error(inputs)
+    np.testing.assert_allclose(
+        error.detach().numpy(), 0.5 * ((rnd.predictor(inputs) - rnd.target(inputs)) ** 2).sum(1).detach().numpy(), rtol=1e-5
+    )
+    error.sum().backward()
+    assert all(p.grad is None for p in rnd.target.parameters())
+    assert all(p.grad is not None for p in rnd.predictor.parameters())
+
+
+def test_rnd_trains_predictor_not_policy_and_logs(tmp_path):
+    model = _model(use_rnd=True, init_norm_steps=16, tensorboard_log=None)
+    assert not set(map(id, model.rnd.parameters())) & set(map(id, model.policy.parameters()))
+    target_before = [p.clone() for p in model.rnd.target.parameters()]
+    predictor_before = [p.clone() for p in model.rnd.predictor.parameters()]
+    model.learn(16 * 4)
+    assert all(th.equal(a, b) for a, b in zip(target_before, model.rnd.target.parameters(), strict=False))
+    assert any(not th.equal(a, b) for a, b in zip(predictor_before, model.rnd.predictor.parameters(), strict=False))
+    logged = model.logger.name_to_value
+    for key in ("train/rnd_loss", "train/int_value_loss", "train/int_explained_variance", "train/value_loss"):
+        assert key in logged, key
+    assert model.rollout_buffer.int_rewards.std() > 0
+
+
+def test_save_load_predicts_the_same_actions_from_the_same_state(tmp_path):
+    model = _model("MlpGruPolicy", use_rnd=True, seed=1)
+    model.learn(64)
+    model.save(tmp_path / "model")
+    loaded = RecurrentPPORND.load(tmp_path / "model")
+    obs = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    state = tuple(
+        np.random.default_rng(1).normal(size=s.shape).astype(np.float32) for s in model.policy.initial_state(5).numpy()
+    )
+    starts = np.array([1, 0, 0, 1, 0])
+    a1, s1 = model.predict(obs, state=state, episode_start=starts, deterministic=True)
+    a2, s2 = loaded.predict(obs, state=state, episode_start=starts, deterministic=True)
+    np.testing.assert_array_equal(a1, a2)
+    for x, y in zip(s1, s2, strict=True):
+        np.testing.assert_allclose(x, y)
+    for a, b in zip(model.rnd.predictor.parameters(), loaded.rnd.predictor.parameters(), strict=False):
+        assert th.equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "policy", ["MlpLstmPolicy", "MlpGruPolicy", "CnnLstmPolicy", "CnnGruPolicy", "MultiInputLstmPolicy", "MultiInputGruPolicy"]
+)
+def test_every_policy_alias(policy):
+    if policy.startswith("Cnn"):
+        from stable_baselines3.common.envs import FakeImageEnv
+
+        env = FakeImageEnv(screen_height=40, screen_width=40, n_channels=1)
+    elif policy.startswith("MultiInput"):
+        from stable_baselines3.common.envs import SimpleMultiObsEnv
+
+        env = SimpleMultiObsEnv(random_start=True)
+    else:
+        env = "CartPoleNoVel-v1"
+    model = RecurrentPPORND(
+        policy, env, n_steps=8, batch_size=16, n_epochs=1, seq_len=4, policy_kwargs=dict(rnn_hidden_size=8)
+    )
+    cell = "GRU" if "Gru" in policy else "LSTM"
+    assert model.policy.recurrent.actor_rnn.cell_type == cell
+    model.learn(16)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [IdentityEnv(4), IdentityEnvBox(), IdentityEnvMultiDiscrete(3), IdentityEnvMultiBinary(3)],
+    ids=lambda e: type(e).__name__,
+)
+def test_action_spaces(env):
+    model = RecurrentPPORND("MlpGruPolicy", env, n_steps=8, batch_size=16, n_epochs=1, seq_len=4, policy_kwargs=POLICY_KWARGS)
+    model.learn(16)
+    action, _state = model.predict(env.observation_space.sample(), deterministic=True)
+    assert env.action_space.contains(action if not isinstance(env.action_space, spaces.Discrete) else int(action))
+
+
+def test_discrete_observations_and_vecnormalize():
+    env = VecNormalize(make_vec_env("CartPoleNoVel-v1", n_envs=2, seed=0))
+    _model(env=env).learn(32)
+    _model(env=make_vec_env(IdentityEnv, n_envs=2, env_kwargs=dict(dim=3)), use_rnd=True).learn(32)
+
+
+def test_sb3_contrib_kwargs_are_aliases():
+    model = _model(
+        policy_kwargs=dict(
+            lstm_hidden_size=24,
+            n_lstm_layers=2,
+            enable_critic_lstm=True,
+            lstm_kwargs=dict(dropout=0.0),
+            net_arch=dict(pi=[32], vf=[16]),
+            activation_fn=th.nn.ReLU,
+            ortho_init=False,
+        )
+    )
+    recurrent = model.policy.recurrent
+    assert recurrent.actor_rnn.rnn.hidden_size == 24 and recurrent.actor_rnn.rnn.num_layers == 2
+    assert recurrent.critic_rnn is not None
+    shared = _model(policy_kwargs=dict(shared_lstm=True, enable_critic_lstm=False))
+    assert shared.policy.recurrent.critic_rnn is None and shared.policy.recurrent.shared
+    no_critic_memory = _model(policy_kwargs=dict(enable_critic_lstm=False))
+    assert no_critic_memory.policy.recurrent.critic_rnn is None and not no_critic_memory.policy.recurrent.shared
+    no_critic_memory.learn(16)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        (dict(seq_len=0), r"seq_len=0 must be a positive integer"),
+        (dict(seq_len=-3), r"seq_len=-3"),
+        (dict(batch_size=4, seq_len=8), r"batch_size=4 is smaller than seq_len=8"),
+        (dict(policy_kwargs=dict(bidirectional=True)), r"bidirectional=True is not possible"),
+        (dict(policy_kwargs=dict(cell_type="Transformer")), r"cell_type='Transformer'.*allowed values"),
+        (dict(policy_kwargs=dict(cell_type="GRU")), r"cell_type='GRU' contradicts the policy MlpLstmPolicy"),
+        (
+            dict(policy_kwargs=dict(shared_lstm=True, enable_critic_lstm=True)),
+            r"shared=True.*enable_critic_rnn=True.*contradict",
+        ),
+        (
+            dict(policy_kwargs=dict(lstm_hidden_size=32, rnn_hidden_size=64)),
+            r"lstm_hidden_size=32 contradicts rnn_hidden_size=64",
+        ),
+        (dict(rnd_pred_exp_proportion=0.0), r"rnd_pred_exp_proportion=0.0"),
+        (dict(obs_norm_clip_range=(5, -5)), r"obs_norm_clip_range=\(5, -5\)"),
+        (dict(int_gamma=1.5), r"int_gamma=1.5 must be in \[0, 1\]"),
+    ],
+)
+def test_bad_arguments_name_the_argument(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        _model(**kwargs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("policy", ["MlpLstmPolicy", "MlpGruPolicy"])
+def test_learns_cartpole_without_velocities(policy):
+    th.set_num_threads(1)
+    env = make_vec_env("CartPoleNoVel-v1", n_envs=8, seed=0)
+    model = RecurrentPPORND(policy, env, n_steps=32, batch_size=256, n_epochs=20, gamma=0.98, gae_lambda=0.8,
+                            learning_rate=1e-3, seq_len=16, use_rnd=False, seed=0,
+                            policy_kwargs=dict(ortho_init=False, activation_fn=th.nn.ReLU, rnn_hidden_size=64))  # fmt: skip
+    model.learn(30_000)
+    mean_reward, _ = evaluate_policy(model, make_vec_env("CartPoleNoVel-v1", n_envs=1, seed=1000), n_eval_episodes=20)
+    # a memoryless policy stays around 40-50 here (see test_learning.py)
+    assert mean_reward > 90, mean_reward
