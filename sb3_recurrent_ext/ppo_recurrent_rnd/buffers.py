@@ -90,13 +90,16 @@ class RecurrentRNDRolloutBufferMixin:
     log_probs: np.ndarray
     observations: Any
 
-    def _init_recurrent(self, n_state_tensors: int, state_layers: int, state_hidden: int) -> None:
+    def __init__(self, *args: Any, n_state_tensors: int = 1, state_layers: int = 1, state_hidden: int = 1, **kwargs: Any):
         self.n_state_tensors = n_state_tensors
         self.state_layers = state_layers
         self.state_hidden = state_hidden
         self.state_dim = n_state_tensors * state_layers * state_hidden
+        # SB3's buffer __init__ (next in the MRO) calls reset(), which needs state_dim
+        super().__init__(*args, **kwargs)
 
-    def _reset_recurrent(self) -> None:
+    def reset(self) -> None:
+        super().reset()  # type: ignore[misc]
         self.hidden_states = np.zeros((self.buffer_size, self.n_envs, self.state_dim), dtype=np.float32)
         self.int_rewards = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
         self.int_values = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
@@ -172,22 +175,6 @@ class RecurrentRNDRolloutBufferMixin:
 class RecurrentRNDRolloutBuffer(RecurrentRNDRolloutBufferMixin, RolloutBuffer):
     """SB3's ``RolloutBuffer`` with hidden states, an intrinsic stream and padded sequences."""
 
-    def __init__(self, *args: Any, n_state_tensors: int = 1, state_layers: int = 1, state_hidden: int = 1, **kwargs: Any):
-        self._init_recurrent(n_state_tensors, state_layers, state_hidden)
-        super().__init__(*args, **kwargs)
-
-    def reset(self) -> None:
-        super().reset()
-        self._reset_recurrent()
-
 
 class RecurrentRNDDictRolloutBuffer(RecurrentRNDRolloutBufferMixin, DictRolloutBuffer):
     """SB3's ``DictRolloutBuffer`` with hidden states, an intrinsic stream and padded sequences."""
-
-    def __init__(self, *args: Any, n_state_tensors: int = 1, state_layers: int = 1, state_hidden: int = 1, **kwargs: Any):
-        self._init_recurrent(n_state_tensors, state_layers, state_hidden)
-        super().__init__(*args, **kwargs)
-
-    def reset(self) -> None:
-        super().reset()
-        self._reset_recurrent()
