@@ -275,14 +275,12 @@ class RecurrentPPORND(OnPolicyAlgorithm):
             obs_tensor = th.as_tensor(obs.reshape(-1, *obs.shape[2:]), device=self.device)
         flat_obs = self._flat_obs(obs_tensor)
         flat_states = th.as_tensor(buffer.hidden_states.reshape(-1, buffer.state_dim), device=self.device)
+        # normalised with the statistics from before this rollout, which are then updated
+        inputs = self._rnd_inputs(flat_obs, flat_states)
         if self.init_norm_steps is not None:
-            # normalise with the statistics from before this rollout, then update them
-            inputs = self._rnd_inputs(flat_obs, flat_states)
             self.rnd_obs_normalizer.update(flat_obs.cpu().numpy())
             self.rnd_state_normalizer.update(flat_states.cpu().numpy())
             self._rnd_norm_steps += self.n_steps
-        else:
-            inputs = self._rnd_inputs(flat_obs, flat_states)
         return inputs
 
     def _rnd_warming_up(self) -> bool:
