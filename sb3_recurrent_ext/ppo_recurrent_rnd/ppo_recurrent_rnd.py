@@ -244,7 +244,7 @@ class RecurrentPPORND(OnPolicyAlgorithm):
         obs_dim = self._rnd_obs_dim()
         input_dim = obs_dim + (state_dim if self.rnd_use_hidden_state else 0)
         self.rnd = RNDNetworks(input_dim, self.rnd_hidden_sizes, self.rnd_output_dim).to(self.device)
-        self.rnd_optimizer = th.optim.Adam(self.rnd.predictor.parameters(), lr=self.lr_schedule(1), foreach=True)
+        self.rnd_optimizer = th.optim.Adam(self.rnd.predictor.parameters(), lr=self.lr_schedule(1), fused=True)
         self.rnd_obs_normalizer = ClippedNormalizer((obs_dim,), self.obs_norm_clip_range)
         self.rnd_state_normalizer = ClippedNormalizer((state_dim,), self.hidden_state_norm_clip_range)
         self.int_reward_normalizer = IntrinsicRewardNormalizer(self.n_envs, self.int_gamma)
