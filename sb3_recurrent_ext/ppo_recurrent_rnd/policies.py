@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.distributions import Distribution
@@ -20,7 +19,8 @@ from stable_baselines3.common.torch_layers import (
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
-from sb3_recurrent_ext.common.recurrent.nets import RecurrentNet, resolve_cell_type
+from sb3_recurrent_ext.common.policies import RecurrentPredictMixin, recurrent_net_kwargs, with_cell
+from sb3_recurrent_ext.common.recurrent.nets import RecurrentNet
 from sb3_recurrent_ext.common.recurrent.states import RecurrentState
 
 # sb3-contrib's RecurrentPPO keyword -> ours
@@ -92,7 +92,7 @@ class RecurrentMlpExtractor(nn.Module):
         return latent_pi, latent_vf, RecurrentState(tensors)
 
 
-class RecurrentActorCriticPolicy(ActorCriticPolicy):
+class RecurrentActorCriticPolicy(RecurrentPredictMixin, ActorCriticPolicy):
     """Recurrent actor-critic policy: features -> GRU/LSTM (SLM-style RecurrentNet) -> MLPs -> action and values.
 
     Takes SLM-Lab's net spec keys and, so that a sb3-contrib ``RecurrentPPO`` user can switch by changing the
@@ -159,24 +159,10 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
             rnn_kwargs=rnn_kwargs,
         )
         resolved = self._resolve_aliases(given, sb3_contrib_kwargs)
-        if bidirectional:
-            raise ValueError(
-                "bidirectional=True is not possible in a policy that carries its hidden state from step to step "
-                "(the backward direction would need future observations); use RecurrentNetExtractor over a "
-                "frame-stacked env for a bidirectional window"
-            )
         if resolved["shared"] and resolved["enable_critic_rnn"] is True:
             raise ValueError(
                 "shared=True (shared_lstm) and enable_critic_rnn=True (enable_critic_lstm) contradict each other: "
                 "choose a shared recurrent body, a separate one for the critic, or none for the critic"
-            )
-        if cell_type is None:
-            cell_type = self.alias_cell_type or "LSTM"
-        cell_type = resolve_cell_type(cell_type)
-        if self.alias_cell_type is not None and cell_type != self.alias_cell_type:
-            raise ValueError(
-                f"cell_type={cell_type!r} contradicts the policy {type(self).__name__} (cell {self.alias_cell_type}); "
-                "drop cell_type or choose the ...GruPolicy / ...LstmPolicy alias of that cell"
             )
         if isinstance(n_value_heads, bool) or not isinstance(n_value_heads, int) or n_value_heads < 1:
             raise ValueError(f"n_value_heads={n_value_heads!r} must be a positive integer")
@@ -184,15 +170,18 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
         self.shared = bool(resolved["shared"])
         self.enable_critic_rnn = resolved["enable_critic_rnn"] is not False
         self.n_value_heads = n_value_heads
-        self.rnn_kwargs = dict(
-            cell_type=cell_type,
-            fc_hid_layers=list(fc_hid_layers),
-            hid_layers_activation=hid_layers_activation,
-            out_layer_activation=out_layer_activation,
-            rnn_hidden_size=resolved["rnn_hidden_size"] or 64,
-            rnn_num_layers=resolved["rnn_num_layers"] or 1,
-            init_fn=init_fn,
-            rnn_kwargs=resolved["rnn_kwargs"],
+        self.rnn_kwargs = recurrent_net_kwargs(
+            type(self).__name__,
+            self.alias_cell_type,
+            cell_type,
+            bidirectional,
+            fc_hid_layers,
+            hid_layers_activation,
+            out_layer_activation,
+            resolved["rnn_hidden_size"],
+            resolved["rnn_num_layers"],
+            init_fn,
+            resolved["rnn_kwargs"],
         )
         if net_arch is None:
             net_arch = dict(pi=[64], vf=[64])
@@ -325,39 +314,6 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
         latent_pi, _, new_state = self._latents(observation, state, episode_start.shape[0], 1)
         return self._get_action_dist_from_latent(latent_pi).get_actions(deterministic=deterministic), new_state
 
-    def predict(  # type: ignore[override]
-        self,
-        observation: np.ndarray | dict[str, np.ndarray],
-        state: tuple[np.ndarray, ...] | None = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = False,
-    ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-        """Actions and the next hidden state, as SB3's ``evaluate_policy`` and the RL Zoo expect.
-
-        :param observation: one observation or a batch (one per env).
-        :param state: the hidden state returned by the previous call (``None`` at the start: zeros).
-        :param episode_start: ``(n_envs,)`` True where an episode starts (its state is zeroed).
-        :param deterministic: take the most likely action.
-        """
-        self.set_training_mode(False)
-        obs_tensor, vectorized_env = self.obs_to_tensor(observation)
-        n_envs = (next(iter(obs_tensor.values())) if isinstance(obs_tensor, dict) else obs_tensor).shape[0]
-        hidden = self.initial_state(n_envs) if state is None else RecurrentState.from_numpy(state, self.device)
-        starts = np.zeros(n_envs) if episode_start is None else np.asarray(episode_start, dtype=np.float32).reshape(n_envs)
-        with th.no_grad():
-            actions_tensor, new_state = self._predict(
-                obs_tensor, hidden, th.as_tensor(starts, device=self.device), deterministic=deterministic
-            )
-        actions = actions_tensor.cpu().numpy().reshape((-1, *self.action_space.shape))  # type: ignore[misc, arg-type]
-        if isinstance(self.action_space, spaces.Box):
-            if self.squash_output:
-                actions = self.unscale_action(actions)
-            else:
-                actions = np.clip(actions, self.action_space.low, self.action_space.high)
-        if not vectorized_env:
-            actions = actions.squeeze(axis=0)
-        return actions, new_state.numpy()
-
 
 class RecurrentActorCriticCnnPolicy(RecurrentActorCriticPolicy):
     """Recurrent actor-critic policy over images (``NatureCNN`` features)."""
@@ -371,14 +327,9 @@ class RecurrentMultiInputActorCriticPolicy(RecurrentActorCriticPolicy):
     default_features_extractor = CombinedExtractor
 
 
-def _with_cell(base: type[RecurrentActorCriticPolicy], cell: str, name: str) -> type[RecurrentActorCriticPolicy]:
-    summary = (base.__doc__ or "").splitlines()[0]
-    return type(name, (base,), {"alias_cell_type": cell, "__doc__": f"{summary} Cell: {cell}."})
-
-
-MlpLstmPolicy = _with_cell(RecurrentActorCriticPolicy, "LSTM", "MlpLstmPolicy")
-MlpGruPolicy = _with_cell(RecurrentActorCriticPolicy, "GRU", "MlpGruPolicy")
-CnnLstmPolicy = _with_cell(RecurrentActorCriticCnnPolicy, "LSTM", "CnnLstmPolicy")
-CnnGruPolicy = _with_cell(RecurrentActorCriticCnnPolicy, "GRU", "CnnGruPolicy")
-MultiInputLstmPolicy = _with_cell(RecurrentMultiInputActorCriticPolicy, "LSTM", "MultiInputLstmPolicy")
-MultiInputGruPolicy = _with_cell(RecurrentMultiInputActorCriticPolicy, "GRU", "MultiInputGruPolicy")
+MlpLstmPolicy = with_cell(RecurrentActorCriticPolicy, "LSTM", "MlpLstmPolicy")
+MlpGruPolicy = with_cell(RecurrentActorCriticPolicy, "GRU", "MlpGruPolicy")
+CnnLstmPolicy = with_cell(RecurrentActorCriticCnnPolicy, "LSTM", "CnnLstmPolicy")
+CnnGruPolicy = with_cell(RecurrentActorCriticCnnPolicy, "GRU", "CnnGruPolicy")
+MultiInputLstmPolicy = with_cell(RecurrentMultiInputActorCriticPolicy, "LSTM", "MultiInputLstmPolicy")
+MultiInputGruPolicy = with_cell(RecurrentMultiInputActorCriticPolicy, "GRU", "MultiInputGruPolicy")

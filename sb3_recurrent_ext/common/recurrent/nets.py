@@ -172,11 +172,16 @@ class RecurrentNet(nn.Module):
             self.cell_type, self.rnn_num_layers * self.num_directions, batch_size, self.rnn_hidden_size, device
         )
 
-    def forward(self, x: th.Tensor, state: RecurrentState | None = None) -> tuple[th.Tensor, RecurrentState]:
+    def forward(
+        self, x: th.Tensor, state: RecurrentState | None = None, lengths: th.Tensor | None = None
+    ) -> tuple[th.Tensor, RecurrentState]:
         """Run a padded batch of sequences in one recurrent call.
 
         :param x: ``(batch, time, input_dim)``.
         :param state: State before the first step of each sequence; zeros if ``None``.
+        :param lengths: ``(batch,)`` real steps of each sequence (the rest is padding), or ``None`` when
+            every step is real. With lengths the final state is each sequence's state after its last real
+            step (a length of 0 returns the given state unchanged) and outputs past it are zero.
         :return: outputs ``(batch, time, num_directions * H)`` and the final state.
         """
         batch, time = x.shape[0], x.shape[1]
@@ -184,8 +189,24 @@ class RecurrentNet(nn.Module):
             state = self.initial_state(batch, x.device)
         # (batch, time, F) -> (batch * time, F) -> MLP -> (batch, time, F')
         features = self.fc(x.reshape(batch * time, -1)).reshape(batch, time, -1)
-        output, final = self.rnn(features, state.for_rnn())
-        return self.out_activation(output), RecurrentState.from_rnn(final)
+        if lengths is None:
+            output, final = self.rnn(features, state.for_rnn())
+            return self.out_activation(output), RecurrentState.from_rnn(final)
+        lengths = th.as_tensor(lengths).cpu().long()
+        # a packed batch stops each sequence at its length (packing needs lengths >= 1)
+        packed = nn.utils.rnn.pack_padded_sequence(features, lengths.clamp(min=1), batch_first=True, enforce_sorted=False)
+        packed_output, final = self.rnn(packed, state.for_rnn())
+        output, _ = nn.utils.rnn.pad_packed_sequence(packed_output, batch_first=True, total_length=time)
+        final_state = RecurrentState.from_rnn(final)
+        empty = (lengths == 0).to(x.device)
+        if empty.any():
+            # (1, batch, 1): keep the given state where there was nothing to run
+            keep = empty.view(1, -1, 1)
+            final_state = RecurrentState(
+                tuple(th.where(keep, old, new) for old, new in zip(state.tensors, final_state.tensors, strict=True))
+            )
+            output = output * (~empty).view(-1, 1, 1)
+        return self.out_activation(output), final_state
 
     def step(self, x: th.Tensor, state: RecurrentState) -> tuple[th.Tensor, RecurrentState]:
         """One time step for every env: ``(batch, input_dim) -> (batch, num_directions * H)``."""

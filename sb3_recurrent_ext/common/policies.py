@@ -1,0 +1,117 @@
+"""What every recurrent policy of the package shares: SLM-style net keys, cell aliases and ``predict``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.type_aliases import PyTorchObs
+from torch import nn
+
+from sb3_recurrent_ext.common.recurrent.nets import resolve_cell_type
+from sb3_recurrent_ext.common.recurrent.states import RecurrentState
+
+
+def recurrent_net_kwargs(
+    policy_name: str,
+    alias_cell_type: str | None,
+    cell_type: str | None,
+    bidirectional: bool,
+    fc_hid_layers: list[int] | tuple[int, ...],
+    hid_layers_activation: str | type[nn.Module] | None,
+    out_layer_activation: str | type[nn.Module] | None,
+    rnn_hidden_size: int | None,
+    rnn_num_layers: int | None,
+    init_fn: str | None,
+    rnn_kwargs: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """``RecurrentNet`` keyword arguments of a policy that carries its state from step to step.
+
+    :param policy_name: the policy class name, for error messages.
+    :param alias_cell_type: the cell fixed by a ``...GruPolicy``/``...LstmPolicy`` alias, or ``None``.
+    :param cell_type: the cell asked for (``None``: the alias's cell, else LSTM).
+    :raises ValueError: ``bidirectional=True``, or a cell that contradicts the alias.
+    """
+    if bidirectional:
+        raise ValueError(
+            "bidirectional=True is not possible in a policy that carries its hidden state from step to step "
+            "(the backward direction would need future observations); use RecurrentNetExtractor over a "
+            "frame-stacked env for a bidirectional window"
+        )
+    resolved_cell = resolve_cell_type(cell_type if cell_type is not None else alias_cell_type or "LSTM")
+    if alias_cell_type is not None and resolved_cell != alias_cell_type:
+        raise ValueError(
+            f"cell_type={resolved_cell!r} contradicts the policy {policy_name} (cell {alias_cell_type}); "
+            "drop cell_type or choose the ...GruPolicy / ...LstmPolicy alias of that cell"
+        )
+    return dict(
+        cell_type=resolved_cell,
+        fc_hid_layers=list(fc_hid_layers),
+        hid_layers_activation=hid_layers_activation,
+        out_layer_activation=out_layer_activation,
+        rnn_hidden_size=rnn_hidden_size or 64,
+        rnn_num_layers=rnn_num_layers or 1,
+        init_fn=init_fn,
+        rnn_kwargs=rnn_kwargs,
+    )
+
+
+def with_cell(base: type, cell: str, name: str) -> type:
+    """A subclass of ``base`` whose recurrent cell is fixed to ``cell`` (``MlpLstmPolicy``, ``MlpGruPolicy``...)."""
+    summary = (base.__doc__ or "").splitlines()[0]
+    return type(name, (base,), {"alias_cell_type": cell, "__doc__": f"{summary} Cell: {cell}."})
+
+
+class RecurrentPredictMixin:
+    """SB3's ``predict`` for a recurrent policy: ``(actions, state)`` from ``(obs, state, episode_start)``.
+
+    The policy provides ``initial_state(n_envs)`` and ``_predict(obs, state, episode_start, deterministic)``,
+    which resets the state where an episode starts and returns ``(actions, next_state)``.
+    """
+
+    action_space: spaces.Space
+    device: th.device
+    squash_output: bool
+
+    def initial_state(self, n_envs: int) -> RecurrentState:
+        raise NotImplementedError
+
+    def _predict(  # type: ignore[override]
+        self, observation: PyTorchObs, state: RecurrentState, episode_start: th.Tensor, deterministic: bool = False
+    ) -> tuple[th.Tensor, RecurrentState]:
+        raise NotImplementedError
+
+    def predict(  # type: ignore[override]
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """Actions and the next hidden state, as SB3's ``evaluate_policy`` and the RL Zoo expect.
+
+        :param observation: one observation or a batch (one per env).
+        :param state: the hidden state returned by the previous call (``None`` at the start: zeros).
+        :param episode_start: ``(n_envs,)`` True where an episode starts (its state is zeroed).
+        :param deterministic: take the most likely (greedy) action.
+        """
+        self.set_training_mode(False)  # type: ignore[attr-defined]
+        obs_tensor, vectorized_env = self.obs_to_tensor(observation)  # type: ignore[attr-defined]
+        n_envs = (next(iter(obs_tensor.values())) if isinstance(obs_tensor, dict) else obs_tensor).shape[0]
+        hidden = self.initial_state(n_envs) if state is None else RecurrentState.from_numpy(state, self.device)
+        starts = np.zeros(n_envs) if episode_start is None else np.asarray(episode_start, dtype=np.float32).reshape(n_envs)
+        with th.no_grad():
+            actions_tensor, new_state = self._predict(
+                obs_tensor, hidden, th.as_tensor(starts, device=self.device), deterministic=deterministic
+            )
+        actions = actions_tensor.cpu().numpy().reshape((-1, *self.action_space.shape))  # type: ignore[misc, arg-type]
+        if isinstance(self.action_space, spaces.Box):
+            if self.squash_output:
+                actions = self.unscale_action(actions)  # type: ignore[attr-defined]
+            else:
+                actions = np.clip(actions, self.action_space.low, self.action_space.high)
+        if not vectorized_env:
+            actions = actions.squeeze(axis=0)
+        return actions, new_state.numpy()
