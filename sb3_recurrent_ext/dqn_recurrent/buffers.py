@@ -1,0 +1,291 @@
+"""Sequence replay for recurrent Q-learning (R2D2): stored hidden states, burn-in, prioritized sequences."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
+from stable_baselines3.common.vec_env import VecNormalize
+
+from sb3_recurrent_ext.common.recurrent.sequences import SequenceIndex
+from sb3_recurrent_ext.common.recurrent.states import RecurrentState
+from sb3_recurrent_ext.common.sum_tree import SumTree
+
+
+@dataclass
+class SequenceReplaySamples:
+    """A batch of replayed sequences.
+
+    :param observations: ``(batch, T, *obs_shape)`` with ``T = seq_len + n_step``; at position ``length`` of a
+        sequence whose episode was truncated sits that episode's terminal observation (for bootstrapping).
+    :param actions: ``(batch, T)`` (long).
+    :param rewards: ``(batch, T)``, zero past each sequence's real steps.
+    :param mask: ``(batch, T)`` True for real steps (never past an episode's end).
+    :param lengths: ``(batch,)`` real steps.
+    :param terminated: ``(batch,)`` the last real step ended its episode by termination (no bootstrap).
+    :param burn_in_observations: ``(batch, burn_in, *obs_shape)`` the steps before the sequence, right-padded,
+        or ``None`` without burn-in.
+    :param burn_in_lengths: ``(batch,)`` real burn-in steps (fewer near an episode start or the oldest data).
+    :param initial_state: state before the burn-in (stored, or zeros with ``stored_state=False``).
+    :param weights: ``(batch,)`` importance-sampling weights (ones without prioritized replay).
+    :param indices: ``(batch,)`` sum-tree leaves, for :meth:`update_priorities`.
+    """
+
+    observations: th.Tensor | dict[str, th.Tensor]
+    actions: th.Tensor
+    rewards: th.Tensor
+    mask: th.Tensor
+    lengths: th.Tensor
+    terminated: th.Tensor
+    burn_in_observations: th.Tensor | dict[str, th.Tensor] | None
+    burn_in_lengths: th.Tensor
+    initial_state: RecurrentState
+    weights: th.Tensor
+    indices: np.ndarray
+
+
+class SequenceReplayBufferMixin:
+    """What sequence replay adds to SB3's replay buffers.
+
+    Transitions are stored per env as SB3 stores them, with the hidden state each env was in before the
+    step and the step's index in its episode. A stored sequence starts at an episode's first step and every
+    ``sequence_stride`` steps after it; it becomes sampleable once its ``seq_len + n_step`` steps are written
+    or its episode has ended, and stops being sampleable when its first step is overwritten. Sampling is
+    proportional to priority (a sum tree over sequence starts; uniform without prioritized replay).
+
+    :param seq_len: learning steps per sequence.
+    :param burn_in: steps before the sequence replayed only to warm up the state.
+    :param n_step: steps of the n-step return (the sequence carries ``n_step`` more steps for the targets).
+    :param sequence_stride: steps between the starts of consecutive sequences of an episode.
+    :param stored_state: start the burn-in from the stored state (R2D2) or from zeros (DRQN).
+    :param n_state_tensors, state_layers, state_hidden: the layout of a hidden state (see ``RecurrentState``).
+    :param prioritized: sample proportionally to priority; else uniformly.
+    :param priority_alpha: priority exponent.
+    :param seed: seed of the sampling generator.
+    """
+
+    # provided by SB3's ReplayBuffer / DictReplayBuffer
+    buffer_size: int
+    n_envs: int
+    pos: int
+    full: bool
+    device: th.device
+    observations: Any
+    next_observations: Any
+    actions: np.ndarray
+    rewards: np.ndarray
+    dones: np.ndarray
+    timeouts: np.ndarray
+    handle_timeout_termination: bool
+
+    def __init__(
+        self,
+        *args: Any,
+        seq_len: int = 16,
+        burn_in: int = 0,
+        n_step: int = 1,
+        sequence_stride: int = 8,
+        stored_state: bool = True,
+        n_state_tensors: int = 1,
+        state_layers: int = 1,
+        state_hidden: int = 1,
+        prioritized: bool = True,
+        priority_alpha: float = 0.9,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if kwargs.get("optimize_memory_usage"):
+            raise ValueError("optimize_memory_usage=True is not supported: sequence replay keeps terminal observations")
+        super().__init__(*args, **kwargs)
+        self.seq_len, self.burn_in, self.n_step = seq_len, burn_in, n_step
+        self.sequence_stride = sequence_stride
+        self.stored_state = stored_state
+        self.n_state_tensors, self.state_layers, self.state_hidden = n_state_tensors, state_layers, state_hidden
+        self.state_dim = n_state_tensors * state_layers * state_hidden
+        if self.sequence_length >= self.buffer_size:
+            raise ValueError(f"buffer_size per env ({self.buffer_size}) must exceed seq_len + n_step = {self.sequence_length}")
+        self.prioritized = prioritized
+        self.priority_alpha = priority_alpha
+        self.hidden_states = np.zeros((self.buffer_size, self.n_envs, self.state_dim), dtype=np.float32)
+        # index of each step in its episode (0 = first step)
+        self.episode_steps = np.zeros((self.buffer_size, self.n_envs), dtype=np.int64)
+        self.tree = SumTree(self.buffer_size * self.n_envs)
+        self.max_priority = 1.0
+        self.rng = np.random.default_rng(seed)
+        self._pending: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def sequence_length(self) -> int:
+        """Steps of a stored sequence after its burn-in: ``seq_len + n_step``."""
+        return self.seq_len + self.n_step
+
+    def n_sequences(self) -> int:
+        """Sequences that can be sampled now."""
+        return self.tree.count_nonzero()
+
+    def add_recurrent(self, hidden_state: RecurrentState | np.ndarray, episode_starts: np.ndarray) -> None:
+        """Give the state each env was in before the next step, and whether that step starts an episode
+        (call before ``add``)."""
+        flat = hidden_state.flat().cpu().numpy() if isinstance(hidden_state, RecurrentState) else hidden_state
+        self._pending = (np.asarray(flat, dtype=np.float32), np.asarray(episode_starts, dtype=bool).reshape(self.n_envs))
+
+    def add(
+        self, obs: Any, next_obs: Any, action: np.ndarray, reward: np.ndarray, done: np.ndarray, infos: list[dict[str, Any]]
+    ) -> None:
+        if self._pending is None:
+            raise RuntimeError("call add_recurrent(hidden_state, episode_starts) before each add()")
+        states, starts = self._pending
+        self._pending = None
+        position = self.pos
+        empty = position == 0 and not self.full
+        previous = self.episode_steps[(position - 1) % self.buffer_size]
+        self.hidden_states[position] = states
+        self.episode_steps[position] = np.where(starts | empty, 0, previous + 1)
+        super().add(obs, next_obs, action, reward, done, infos)  # type: ignore[misc]
+        self._update_sequence_starts(position, np.asarray(done, dtype=bool).reshape(self.n_envs))
+
+    def _update_sequence_starts(self, position: int, done: np.ndarray) -> None:
+        """After writing step ``position``: retire the sequences starting there, admit those now complete."""
+        n_envs, size, stride = self.n_envs, self.buffer_size, self.sequence_stride
+        envs = np.arange(n_envs)
+        self.tree.update(position * n_envs + envs, 0.0)
+        steps = self.episode_steps[position]
+        # (a) the sequence whose last step is this one
+        first_step = steps - (self.sequence_length - 1)
+        ready = (first_step >= 0) & (first_step % stride == 0)
+        admitted = [((position - (self.sequence_length - 1)) % size) * n_envs + envs[ready]]
+        # (b) an episode that ended here: its starts in the last sequence_length - 1 steps are complete too
+        for env in np.flatnonzero(done):
+            step = steps[env]
+            starts = np.arange(max(0, step - (self.sequence_length - 2)), step + 1)
+            starts = starts[starts % stride == 0]
+            admitted.append(((position - (step - starts)) % size) * n_envs + env)
+        leaves = np.concatenate(admitted)
+        self.tree.update(leaves, self.max_priority**self.priority_alpha if self.prioritized else 1.0)
+
+    def update_priorities(self, indices: np.ndarray, priorities: np.ndarray) -> None:
+        """New priorities (e.g. R2D2's mix of max and mean |TD error|) of the sampled sequences."""
+        if not self.prioritized:
+            return
+        priorities = np.maximum(np.asarray(priorities, dtype=np.float64), 1e-6)
+        self.max_priority = max(self.max_priority, float(priorities.max()))
+        self.tree.update(indices, priorities**self.priority_alpha)
+
+    def _flat(self, positions: np.ndarray, envs: np.ndarray) -> np.ndarray:
+        """Flat index ``t * n_envs + e`` into ``(buffer_size, n_envs, ...)`` arrays."""
+        return positions * self.n_envs + envs
+
+    def _gather_observations(self, index: SequenceIndex, env: VecNormalize | None) -> th.Tensor | dict[str, th.Tensor]:
+        """Observations padded into ``index``'s sequences, normalised by ``env`` if given (as SB3 samples)."""
+        if isinstance(self.observations, dict):
+            padded = {key: index.pad(value) for key, value in self.observations.items()}
+            normalized = self._normalize_obs(padded, env)  # type: ignore[attr-defined]
+            return {key: th.as_tensor(value, device=self.device) for key, value in normalized.items()}
+        return th.as_tensor(self._normalize_obs(index.pad(self.observations), env), device=self.device)  # type: ignore[attr-defined]
+
+    def sample(  # type: ignore[override]
+        self, batch_size: int, env: VecNormalize | None = None, beta: float = 0.6
+    ) -> SequenceReplaySamples:
+        """Sample ``batch_size`` sequences (proportionally to priority), with burn-in and importance weights.
+
+        :param env: a ``VecNormalize`` whose statistics normalise the observations and rewards.
+        :param beta: importance-sampling exponent.
+        """
+        if self.n_sequences() == 0:
+            raise ValueError("no complete sequence stored yet: collect more steps before sampling")
+        size, n_envs = self.buffer_size, self.n_envs
+        leaves = self.tree.sample(batch_size, self.rng)
+        start, envs = leaves // n_envs, leaves % n_envs
+        count, oldest = (size, self.pos) if self.full else (self.pos, 0)
+        start_age = (start - oldest) % size
+
+        # learning part: (batch, T) positions; a step is real while no earlier step ended the episode and
+        # no later step starts one, and it has been written
+        offsets = np.arange(self.sequence_length)
+        positions = (start[:, None] + offsets) % size
+        written = start_age[:, None] + offsets < count
+        env_column = envs[:, None]
+        dones = self.dones[positions, env_column].astype(bool) & written
+        new_episode = (self.episode_steps[positions, env_column] == 0) & written
+        new_episode[:, 0] = False
+        ended_before = (np.cumsum(dones, axis=1) - dones) > 0
+        mask = written & ~ended_before & (np.cumsum(new_episode, axis=1) == 0)
+        lengths = mask.sum(axis=1)
+        last = lengths - 1
+        rows = np.arange(batch_size)
+        last_position = positions[rows, last]
+        ended = dones[rows, last]
+        truncated = ended & self.timeouts[last_position, envs].astype(bool)
+        terminated = ended & ~truncated
+
+        flat = self._flat(positions, env_column)
+        index = SequenceIndex(flat, mask, flat[:, 0], self.episode_steps[start, envs] == 0, lengths, size, n_envs)
+        observations = self._gather_observations(index, env)
+        # a truncated episode's terminal observation goes right after its last step (for the bootstrap value)
+        room = truncated & (lengths < self.sequence_length)
+        if room.any():
+            next_obs = self.next_observations
+            rows_t, slot = rows[room], lengths[room]
+            source = (last_position[room], envs[room])
+            terminal = (
+                {key: value[source] for key, value in next_obs.items()} if isinstance(next_obs, dict) else next_obs[source]
+            )
+            terminal = self._normalize_obs(terminal, env)  # type: ignore[attr-defined]
+            if isinstance(observations, dict):
+                for key in observations:
+                    observations[key][rows_t, slot] = th.as_tensor(terminal[key], device=self.device)
+            else:
+                observations[rows_t, slot] = th.as_tensor(terminal, device=self.device)
+
+        # burn-in: up to burn_in steps before the start, within the episode and the stored data
+        burn_in_lengths = np.minimum(self.burn_in, np.minimum(self.episode_steps[start, envs], start_age))
+        first = (start - burn_in_lengths) % size
+        burn_in_observations = None
+        if self.burn_in > 0:
+            burn_positions = (first[:, None] + np.arange(self.burn_in)) % size
+            burn_flat = self._flat(burn_positions, env_column)
+            burn_mask = np.arange(self.burn_in)[None, :] < burn_in_lengths[:, None]
+            burn_index = SequenceIndex(
+                burn_flat, burn_mask, burn_flat[:, 0], burn_in_lengths == 0, burn_in_lengths, size, n_envs
+            )
+            burn_in_observations = self._gather_observations(burn_index, env)
+        states = self.hidden_states[first, envs] if self.stored_state else np.zeros((batch_size, self.state_dim), np.float32)
+
+        if self.prioritized:
+            probabilities = self.tree.leaves[leaves] / self.tree.total
+            weights = (self.n_sequences() * probabilities) ** (-beta)
+            weights = weights / weights.max()
+        else:
+            weights = np.ones(batch_size)
+        to_tensor = lambda x, dtype: th.as_tensor(x, dtype=dtype, device=self.device)  # noqa: E731
+        return SequenceReplaySamples(
+            observations=observations,
+            actions=to_tensor(index.pad(self.actions.reshape(size, n_envs, -1))[..., 0], th.long),
+            rewards=to_tensor(self._normalize_reward(index.pad(self.rewards), env), th.float32),  # type: ignore[attr-defined]
+            mask=to_tensor(mask, th.bool),
+            lengths=to_tensor(lengths, th.long),
+            terminated=to_tensor(terminated, th.bool),
+            burn_in_observations=burn_in_observations,
+            burn_in_lengths=to_tensor(burn_in_lengths, th.long),
+            initial_state=RecurrentState.from_flat(
+                to_tensor(states, th.float32), self.n_state_tensors, self.state_layers, self.state_hidden
+            ),
+            weights=to_tensor(weights, th.float32),
+            indices=leaves,
+        )
+
+
+class SequenceReplayBuffer(SequenceReplayBufferMixin, ReplayBuffer):
+    """SB3's ``ReplayBuffer`` sampling padded sequences with stored states (see the mixin)."""
+
+
+class DictSequenceReplayBuffer(SequenceReplayBufferMixin, DictReplayBuffer):
+    """SB3's ``DictReplayBuffer`` sampling padded sequences with stored states (see the mixin)."""
+
+
+def sequence_replay_buffer_class(observation_space: spaces.Space) -> type[SequenceReplayBufferMixin]:
+    return DictSequenceReplayBuffer if isinstance(observation_space, spaces.Dict) else SequenceReplayBuffer

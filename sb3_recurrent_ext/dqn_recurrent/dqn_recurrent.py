@@ -1,0 +1,409 @@
+"""RecurrentDQN: R2D2-style recurrent Q-learning with stored hidden states, burn-in and sequence replay."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch as th
+import torch.nn.functional as F
+from gymnasium import spaces
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.noise import ActionNoise
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import LinearSchedule, obs_as_tensor, polyak_update
+
+from sb3_recurrent_ext.dqn_recurrent.buffers import (
+    SequenceReplayBufferMixin,
+    SequenceReplaySamples,
+    sequence_replay_buffer_class,
+)
+from sb3_recurrent_ext.dqn_recurrent.policies import (
+    CnnGruPolicy,
+    CnnLstmPolicy,
+    MlpGruPolicy,
+    MlpLstmPolicy,
+    MultiInputGruPolicy,
+    MultiInputLstmPolicy,
+    RecurrentDQNPolicy,
+)
+from sb3_recurrent_ext.dqn_recurrent.targets import n_step_targets
+
+SelfRecurrentDQN = TypeVar("SelfRecurrentDQN", bound="RecurrentDQN")
+
+# loss_fn name (torch.nn class names, as in SLM-Lab's loss_spec) -> elementwise loss
+LOSSES = {
+    "SmoothL1Loss": F.smooth_l1_loss,
+    "HuberLoss": F.huber_loss,
+    "MSELoss": F.mse_loss,
+}
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
+    return int(value)
+
+
+def _check_unit(name: str, value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name}={value!r} must be in [0, 1]")
+    return float(value)
+
+
+class RecurrentDQN(OffPolicyAlgorithm):
+    """Recurrent Q-learning as in R2D2 (Kapturowski et al., 2019), on SB3's off-policy machinery.
+
+    The acting policy carries each env's hidden state; the replay buffer stores it at every step. A learning
+    step samples ``batch_size`` sequences (proportionally to priority), replays ``burn_in`` earlier steps
+    without gradient to warm the state (from the stored state, or zeros with ``stored_state=False``), then runs
+    the online and the target net once each over the ``seq_len + n_step`` steps, and minimises a masked Huber
+    loss to n-step double-Q targets with value rescaling, weighted by importance weights. Sequence priorities
+    are ``eta * max|td| + (1 - eta) * mean|td|``.
+
+    R2D2's values (Atari): ``seq_len=80``, ``burn_in=40``, ``sequence_stride=40`` (sequences overlap by half),
+    ``n_step=5``, ``gamma=0.997``, ``priority_alpha=0.9``, ``priority_beta=0.6``, ``priority_eta=0.9``,
+    ``value_rescale_eps=1e-3``, ``learning_rate=1e-4``, ``target_update_interval=2500``. The defaults here are
+    scaled down for small memory tasks (CartPole without velocities, popgym): 16-step sequences with an 8-step
+    burn-in, overlapping by half, 3-step returns.
+
+    :param policy: ``"MlpLstmPolicy"``, ``"MlpGruPolicy"``, ``"CnnLstmPolicy"``, ``"CnnGruPolicy"``,
+        ``"MultiInputLstmPolicy"``, ``"MultiInputGruPolicy"`` or a policy class. Discrete actions only.
+    :param env: the environment (or its registered id).
+    :param learning_rate: learning rate (or schedule).
+    :param buffer_size: replay capacity in transitions (all envs together).
+    :param learning_starts: steps of random actions before learning starts.
+    :param batch_size: sequences per learning step.
+    :param tau: target update coefficient (1: hard copy every ``target_update_interval`` steps).
+    :param gamma: discount.
+    :param train_freq: steps between learning phases (int or ``(n, "step")``).
+    :param gradient_steps: learning steps per phase (-1: as many as env steps collected).
+    :param target_update_interval: env steps between target updates.
+    :param exploration_fraction: share of training over which epsilon decays.
+    :param exploration_initial_eps: epsilon at the start.
+    :param exploration_final_eps: epsilon at the end (each env draws its own coin).
+    :param max_grad_norm: gradient clipping by norm.
+    :param seq_len: learning steps per sequence.
+    :param burn_in: steps before the sequence replayed without gradient to warm the state (0: none).
+    :param sequence_stride: steps between the starts of stored sequences (default ``seq_len // 2``: overlap by half).
+    :param n_step: steps of the n-step return.
+    :param double_q: the online net picks the bootstrap action, the target net values it.
+    :param value_rescale: learn rescaled values ``h(x) = sign(x)(sqrt(|x|+1)-1) + eps*x``.
+    :param value_rescale_eps: the ``eps`` of ``h``.
+    :param stored_state: start sequences (their burn-in) from the stored state; False starts from zeros (DRQN).
+    :param prioritized_replay: sample sequences proportionally to priority; False samples uniformly.
+    :param priority_alpha: priority exponent.
+    :param priority_beta: importance-sampling exponent.
+    :param priority_eta: weight of the max |TD error| in a sequence's priority.
+    :param loss_fn: ``"SmoothL1Loss"`` (Huber, default), ``"HuberLoss"`` or ``"MSELoss"`` (SLM's ``loss_spec`` names).
+    :param stats_window_size, tensorboard_log, policy_kwargs, verbose, seed, device: as in SB3.
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpLstmPolicy": MlpLstmPolicy,
+        "MlpGruPolicy": MlpGruPolicy,
+        "CnnLstmPolicy": CnnLstmPolicy,
+        "CnnGruPolicy": CnnGruPolicy,
+        "MultiInputLstmPolicy": MultiInputLstmPolicy,
+        "MultiInputGruPolicy": MultiInputGruPolicy,
+    }
+    policy: RecurrentDQNPolicy
+    replay_buffer: SequenceReplayBufferMixin  # type: ignore[assignment]
+    exploration_schedule: Schedule
+
+    def __init__(
+        self,
+        policy: str | type[RecurrentDQNPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 1e-3,
+        buffer_size: int = 100_000,
+        learning_starts: int = 1000,
+        batch_size: int = 32,
+        tau: float = 1.0,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = 4,
+        gradient_steps: int = 1,
+        target_update_interval: int = 1000,
+        exploration_fraction: float = 0.2,
+        exploration_initial_eps: float = 1.0,
+        exploration_final_eps: float = 0.02,
+        max_grad_norm: float = 10.0,
+        seq_len: int = 16,
+        burn_in: int = 8,
+        sequence_stride: int | None = None,
+        n_step: int = 3,
+        double_q: bool = True,
+        value_rescale: bool = True,
+        value_rescale_eps: float = 1e-3,
+        stored_state: bool = True,
+        prioritized_replay: bool = True,
+        priority_alpha: float = 0.9,
+        priority_beta: float = 0.6,
+        priority_eta: float = 0.9,
+        loss_fn: str = "SmoothL1Loss",
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ) -> None:
+        self.seq_len = _check_int("seq_len", seq_len, 1)
+        self.burn_in = _check_int("burn_in", burn_in, 0)
+        self.n_step = _check_int("n_step", n_step, 1)
+        _check_int("batch_size", batch_size, 1)
+        _check_int("buffer_size", buffer_size, 1)
+        _check_int("target_update_interval", target_update_interval, 1)
+        self.sequence_stride = _check_int(
+            "sequence_stride", max(1, seq_len // 2) if sequence_stride is None else sequence_stride, 1
+        )
+        _check_unit("gamma", gamma)
+        _check_unit("tau", tau)
+        self.priority_beta = _check_unit("priority_beta", priority_beta)
+        self.priority_eta = _check_unit("priority_eta", priority_eta)
+        if priority_alpha < 0:
+            raise ValueError(f"priority_alpha={priority_alpha!r} must be >= 0")
+        if value_rescale_eps <= 0:
+            raise ValueError(f"value_rescale_eps={value_rescale_eps!r} must be > 0")
+        if loss_fn not in LOSSES:
+            raise ValueError(f"loss_fn={loss_fn!r} is not available; allowed values: {list(LOSSES)}")
+        for name, eps in (
+            ("exploration_initial_eps", exploration_initial_eps),
+            ("exploration_final_eps", exploration_final_eps),
+        ):
+            _check_unit(name, eps)
+        super().__init__(
+            policy,
+            env,
+            learning_rate,
+            buffer_size,
+            learning_starts,
+            batch_size,
+            tau,
+            gamma,
+            train_freq,
+            gradient_steps,
+            action_noise=None,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            sde_support=False,
+            support_multi_env=True,
+            supported_action_spaces=None,
+        )
+        if not isinstance(self.action_space, spaces.Discrete):
+            raise ValueError(
+                f"RecurrentDQN supports Discrete action spaces only, got {self.action_space}; "
+                "use RecurrentPPORND for Box, MultiDiscrete or MultiBinary actions"
+            )
+        self.target_update_interval = target_update_interval
+        self.exploration_fraction = exploration_fraction
+        self.exploration_initial_eps = exploration_initial_eps
+        self.exploration_final_eps = exploration_final_eps
+        self.exploration_rate = 0.0
+        self.max_grad_norm = max_grad_norm
+        self.double_q = double_q
+        self.value_rescale = value_rescale
+        self.value_rescale_eps = value_rescale_eps
+        self.stored_state = stored_state
+        self.prioritized_replay = prioritized_replay
+        self.priority_alpha = priority_alpha
+        self.loss_fn = loss_fn
+        self._n_calls = 0
+        if _init_setup_model:
+            self._setup_model()
+
+    def _setup_model(self) -> None:
+        self._setup_lr_schedule()
+        self.set_random_seed(self.seed)
+        self.policy = self.policy_class(  # type: ignore[assignment]
+            self.observation_space, self.action_space, self.lr_schedule, **self.policy_kwargs
+        )
+        self.policy = self.policy.to(self.device)
+        state = self.policy.initial_state(1)
+        if self.replay_buffer is None:
+            buffer_class = sequence_replay_buffer_class(self.observation_space)
+            self.replay_buffer = buffer_class(  # type: ignore[assignment]
+                self.buffer_size,
+                self.observation_space,
+                self.action_space,
+                device=self.device,
+                n_envs=self.n_envs,
+                seq_len=self.seq_len,
+                burn_in=self.burn_in,
+                n_step=self.n_step,
+                sequence_stride=self.sequence_stride,
+                stored_state=self.stored_state,
+                n_state_tensors=len(state.tensors),
+                state_layers=state.h.shape[0],
+                state_hidden=state.h.shape[2],
+                prioritized=self.prioritized_replay,
+                priority_alpha=self.priority_alpha,
+                seed=self.seed,
+            )
+        self._convert_train_freq()
+        self.exploration_schedule = LinearSchedule(
+            self.exploration_initial_eps, self.exploration_final_eps, self.exploration_fraction
+        )
+        self._last_state = self.policy.initial_state(self.n_envs)
+        self._state_before_step = self._last_state
+
+    def _setup_learn(
+        self,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        reset_num_timesteps: bool = True,
+        tb_log_name: str = "run",
+        progress_bar: bool = False,
+    ) -> Any:
+        result = super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+        if self._last_state.batch_size != self.n_envs:
+            self._last_state = self.policy.initial_state(self.n_envs)
+        return result
+
+    def _on_step(self) -> None:
+        """After every env step: the target update (every ``target_update_interval`` steps) and epsilon."""
+        self._n_calls += 1
+        if self._n_calls % max(self.target_update_interval // self.n_envs, 1) == 0:
+            polyak_update(self.policy.q_net.parameters(), self.policy.q_net_target.parameters(), self.tau)
+        self.exploration_rate = self.exploration_schedule(self._current_progress_remaining)
+        self.logger.record("rollout/exploration_rate", self.exploration_rate)
+
+    def _sample_action(
+        self, learning_starts: int, action_noise: ActionNoise | None = None, n_envs: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Epsilon-greedy actions; the net runs at every step (also while acting randomly) to carry the state."""
+        assert self._last_obs is not None
+        obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
+        starts = th.as_tensor(self._last_episode_starts, dtype=th.float32, device=self.device)
+        self._state_before_step = self._last_state.reset(starts)
+        with th.no_grad():
+            q_values, self._last_state = self.policy.q_step(obs_tensor, self._state_before_step)
+        actions = q_values.argmax(dim=1).cpu().numpy()
+        epsilon = 1.0 if self.num_timesteps < learning_starts else self.exploration_rate
+        explore = np.random.rand(n_envs) < epsilon
+        if explore.any():
+            actions[explore] = np.array([self.action_space.sample() for _ in range(int(explore.sum()))])
+        return actions, actions
+
+    def _store_transition(
+        self,
+        replay_buffer: ReplayBuffer,
+        buffer_action: np.ndarray,
+        new_obs: np.ndarray | dict[str, np.ndarray],
+        reward: np.ndarray,
+        dones: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
+        """SB3's storage, with the state each env was in before the step and whether the step began an episode."""
+        self.replay_buffer.add_recurrent(self._state_before_step, self._last_episode_starts)  # type: ignore[arg-type]
+        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
+        self._last_episode_starts = dones
+
+    def predict(  # type: ignore[override]
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """Greedy actions (epsilon-greedy unless ``deterministic``) and the next hidden state."""
+        actions, next_state = self.policy.predict(observation, state, episode_start, deterministic)
+        if not deterministic and self.exploration_rate > 0:
+            flat = np.atleast_1d(actions)
+            explore = np.random.rand(flat.shape[0]) < self.exploration_rate
+            flat[explore] = [self.action_space.sample() for _ in range(int(explore.sum()))]
+            actions = flat.reshape(np.shape(actions))
+        return actions, next_state
+
+    def sequence_loss(self, batch: SequenceReplaySamples) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        """Loss of a batch of sequences: burn-in without gradient, then one call per net over the rest.
+
+        :return: the importance-weighted loss, new priorities ``(batch,)`` and the mean Q of the taken actions.
+        """
+        q_net, target_net = self.policy.q_net, self.policy.q_net_target
+        with th.no_grad():
+            online_state, target_state = batch.initial_state, batch.initial_state
+            if batch.burn_in_observations is not None:
+                online_state = q_net.burn_in(batch.burn_in_observations, batch.initial_state, batch.burn_in_lengths)
+                target_state = target_net.burn_in(batch.burn_in_observations, batch.initial_state, batch.burn_in_lengths)
+        online_q, _ = q_net(batch.observations, online_state)  # (batch, seq_len + n_step, n_actions)
+        with th.no_grad():
+            target_q, _ = target_net(batch.observations, target_state)
+            chooser = online_q if self.double_q else target_q
+            bootstrap = target_q.gather(2, chooser.argmax(dim=2, keepdim=True)).squeeze(2)
+            targets = n_step_targets(
+                batch.rewards,
+                bootstrap,
+                batch.lengths,
+                batch.terminated,
+                self.gamma,
+                self.n_step,
+                self.seq_len,
+                self.value_rescale,
+                self.value_rescale_eps,
+            )
+        # (batch, seq_len): the value of the action taken at each learning step
+        taken = online_q[:, : self.seq_len].gather(2, batch.actions[:, : self.seq_len, None]).squeeze(2)
+        learn_mask = batch.mask[:, : self.seq_len].float()
+        n_learn = learn_mask.sum(dim=1).clamp(min=1.0)
+        per_step = LOSSES[self.loss_fn](taken, targets, reduction="none")
+        loss = (batch.weights * (per_step * learn_mask).sum(dim=1) / n_learn).mean()
+        with th.no_grad():
+            errors = (taken - targets).abs() * learn_mask
+            priorities = self.priority_eta * errors.max(dim=1).values + (1 - self.priority_eta) * errors.sum(dim=1) / n_learn
+            q_mean = (taken * learn_mask).sum() / learn_mask.sum().clamp(min=1.0)
+        return loss, priorities, q_mean
+
+    def train(self, gradient_steps: int, batch_size: int = 32) -> None:
+        if self.replay_buffer.n_sequences() == 0:
+            return
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        losses, q_means = [], []
+        for _ in range(gradient_steps):
+            batch = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env, beta=self.priority_beta)
+            loss, priorities, q_mean = self.sequence_loss(batch)
+            self.policy.optimizer.zero_grad()
+            loss.backward()
+            th.nn.utils.clip_grad_norm_(self.policy.q_net.parameters(), self.max_grad_norm, foreach=True)
+            self.policy.optimizer.step()
+            self.replay_buffer.update_priorities(batch.indices, priorities.cpu().numpy())
+            losses.append(loss.item())
+            q_means.append(q_mean.item())
+        self.policy.set_training_mode(False)
+        self._n_updates += gradient_steps
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/loss", float(np.mean(losses)))
+        self.logger.record("train/q_mean", float(np.mean(q_means)))
+        self.logger.record("train/n_sequences", self.replay_buffer.n_sequences())
+
+    def learn(
+        self: SelfRecurrentDQN,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str = "RecurrentDQN",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfRecurrentDQN:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_last_state", "_state_before_step"]
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        return ["policy", "policy.optimizer"], []
