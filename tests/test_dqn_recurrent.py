@@ -162,11 +162,12 @@ def test_sequences_are_admitted_when_complete_and_retired_when_overwritten() -> 
         assert np.all(batch.burn_in_lengths.numpy() == np.minimum(3, first_steps))
 
 
-def _model(cell: str = "Gru", **kwargs) -> RecurrentDQN:
+def _model(cell: str = "Gru", dueling: bool = False, **kwargs) -> RecurrentDQN:
     env = make_vec_env(ENV_ID, n_envs=2, seed=0)
     defaults = dict(learning_starts=64, seq_len=4, burn_in=2, n_step=2, batch_size=8, buffer_size=2000, seed=0)
     defaults.update(kwargs)
-    return RecurrentDQN(f"Mlp{cell}Policy", env, policy_kwargs=dict(rnn_hidden_size=8, net_arch=[8]), **defaults)
+    policy_kwargs = dict(rnn_hidden_size=8, net_arch=[8], dueling=dueling)
+    return RecurrentDQN(f"Mlp{cell}Policy", env, policy_kwargs=policy_kwargs, **defaults)
 
 
 @pytest.mark.parametrize("cell", ["Gru", "Lstm"])
@@ -211,3 +212,90 @@ def test_burn_in_gives_no_gradient_and_one_call_per_net() -> None:
     grads = th.autograd.grad(loss, list(model.policy.q_net.parameters()))
     assert any(g.abs().sum() > 0 for g in grads)
     assert priorities.shape == (6,) and bool((priorities >= 0).all())
+
+
+def test_save_load_with_and_without_replay_buffer(tmp_path) -> None:
+    model = _model("Lstm", dueling=True)
+    model.learn(400)
+    model.save(tmp_path / "model")
+    model.save_replay_buffer(tmp_path / "buffer")
+    env = make_vec_env(ENV_ID, n_envs=2, seed=5)
+    obs = env.reset()
+    loaded = RecurrentDQN.load(tmp_path / "model", env=env)
+    # same actions and state from the same observations and state, over several steps
+    state_a = state_b = None
+    starts = np.ones(2, dtype=bool)
+    for _ in range(5):
+        actions_a, state_a = model.predict(obs, state_a, starts, deterministic=True)
+        actions_b, state_b = loaded.predict(obs, state_b, starts, deterministic=True)
+        assert np.array_equal(actions_a, actions_b)
+        for a, b in zip(state_a, state_b, strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-6)
+        obs, _, dones, _ = env.step(actions_a)
+        starts = dones
+    # without the buffer: an empty one; with it: the same sequences and the same loss on a batch
+    assert loaded.replay_buffer.n_sequences() == 0
+    loaded.load_replay_buffer(tmp_path / "buffer")
+    assert loaded.replay_buffer.n_sequences() == model.replay_buffer.n_sequences()
+    batch = loaded.replay_buffer.sample(8)
+    loss_before = model.sequence_loss(batch)[0].item()
+    assert loaded.sequence_loss(batch)[0].item() == pytest.approx(loss_before, rel=1e-5)
+    # resumed training continues from there (no reset of the learned values: the first loss is of the same size)
+    loaded.learn(200, reset_num_timesteps=False)
+    assert loaded.num_timesteps == model.num_timesteps + 200
+    assert loaded.logger.name_to_value["train/loss"] < 10 * max(loss_before, 1e-3)
+
+
+def test_evaluate_policy_carries_the_state() -> None:
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    model = _model("Gru")
+    model.learn(200)
+    mean, _ = evaluate_policy(model, make_vec_env(ENV_ID, n_envs=2, seed=1), n_eval_episodes=4, deterministic=True)
+    assert mean > 0
+
+
+@pytest.mark.parametrize("policy", ["CnnLstmPolicy", "CnnGruPolicy", "MultiInputLstmPolicy", "MultiInputGruPolicy"])
+def test_image_and_dict_policy_aliases(policy: str) -> None:
+    if policy.startswith("Cnn"):
+        from stable_baselines3.common.envs import FakeImageEnv
+
+        env = FakeImageEnv(screen_height=40, screen_width=40, n_channels=1, discrete=True)
+    else:
+        from stable_baselines3.common.envs import SimpleMultiObsEnv
+
+        env = SimpleMultiObsEnv(random_start=True)
+    model = RecurrentDQN(policy, env, learning_starts=20, seq_len=4, burn_in=2, batch_size=4, buffer_size=500, seed=0)
+    expected_cell = "LSTM" if "Lstm" in policy else "GRU"
+    assert model.policy.q_net.rnn.cell_type == expected_cell
+    model.learn(80)
+    assert model.logger.name_to_value["train/loss"] >= 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        (dict(burn_in=-1), "burn_in=-1"),
+        (dict(seq_len=0), "seq_len=0"),
+        (dict(n_step=0), "n_step=0"),
+        (dict(batch_size=0), "batch_size=0"),
+        (dict(sequence_stride=0), "sequence_stride=0"),
+        (dict(priority_beta=1.5), "priority_beta=1.5"),
+        (dict(loss_fn="L1Loss"), "loss_fn='L1Loss'.*SmoothL1Loss"),
+        (dict(policy_kwargs=dict(bidirectional=True)), "bidirectional=True"),
+        (dict(policy_kwargs=dict(cell_type="LSTM")), "cell_type='LSTM' contradicts"),
+        (dict(policy_kwargs=dict(cell_type="TCN")), "cell_type"),
+    ],
+)
+def test_bad_arguments_name_the_argument(kwargs: dict, pattern: str) -> None:
+    with pytest.raises(ValueError, match=pattern):
+        RecurrentDQN("MlpGruPolicy", ENV_ID, **kwargs)
+
+
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "CartPole-v1"])
+def test_only_discrete_actions(env_id: str) -> None:
+    if env_id == "CartPole-v1":
+        RecurrentDQN("MlpGruPolicy", env_id)  # Discrete: accepted
+        return
+    with pytest.raises(ValueError, match="Discrete action spaces only"):
+        RecurrentDQN("MlpGruPolicy", env_id)
