@@ -1,12 +1,17 @@
-"""Side-by-side benchmark: sb3-contrib RecurrentPPO, SB3 PPO (with and without frame stacking) and
-RecurrentPPORND (RND off and on), same env, hyperparameters, budget and seeds, in one run.
+"""Side-by-side benchmarks, same env, budget and seeds, in one run.
+
+``--family ppo`` (default): sb3-contrib RecurrentPPO, SB3 PPO (with and without frame stacking) and
+RecurrentPPORND (RND off and on), all with rl-zoo's tuned ppo_lstm hyperparameters.
+``--family dqn``: SB3 DQN (with and without frame stacking, rl-zoo's tuned CartPole DQN hyperparameters)
+and RecurrentDQN (GRU and LSTM; ``--burn-in-ablation`` adds burn_in=0 with stored state).
 
     python scripts/benchmark.py --env CartPoleNoVel-v1 --timesteps 100000 --seeds 0 1 2 3 4
+    python scripts/benchmark.py --family dqn --env popgym-RepeatFirstEasy-v0 --timesteps 100000 --seeds 0 1 2
 
 Runs are interleaved (seed by seed, every contender in turn), torch threads are fixed, evaluation is
 deterministic over ``--eval-episodes`` episodes of a separate env with its own seed, carrying the hidden
-state through each episode (``evaluate_policy``). Writes ``benchmarks/results.md`` (table, command line,
-date, machine) and ``benchmarks/<env>_curves.png`` (training episode returns).
+state through each episode (``evaluate_policy``). Writes ``benchmarks/<family>_<env>.md`` (table, command line,
+date, machine) and ``benchmarks/<family>_<env>_curves.png`` (training episode returns).
 """
 
 from __future__ import annotations
@@ -24,15 +29,14 @@ from typing import Any
 import numpy as np
 import torch as th
 from sb3_contrib import RecurrentPPO
-from stable_baselines3 import PPO
+from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
 from torch import nn
 
-from sb3_recurrent_ext import RecurrentPPORND
+from sb3_recurrent_ext import RecurrentDQN, RecurrentPPORND, make_memory_vec_env
 
 # rl-zoo's tuned ppo_lstm hyperparameters for CartPoleNoVel-v1 (the PPO contenders share them)
 ZOO_PPO_LSTM = dict(
@@ -48,6 +52,23 @@ ZOO_PPO_LSTM = dict(
 ZOO_LSTM_POLICY = dict(ortho_init=False, activation_fn=nn.ReLU, lstm_hidden_size=64, net_arch=dict(pi=[64], vf=[64]))
 N_ENVS = 8
 FRAME_STACK = 4
+# rl-zoo's tuned DQN hyperparameters for CartPole-v1 (one env), for SB3's DQN
+ZOO_DQN = dict(
+    learning_rate=2.3e-3,
+    batch_size=64,
+    buffer_size=100_000,
+    learning_starts=1000,
+    gamma=0.99,
+    target_update_interval=10,
+    train_freq=256,
+    gradient_steps=128,
+    exploration_fraction=0.16,
+    exploration_final_eps=0.04,
+    policy_kwargs=dict(net_arch=[256, 256]),
+)
+# RecurrentDQN: its defaults (16-step sequences, 8-step burn-in, 3-step double Q, prioritized) on 8 envs,
+# one learning step of 32 sequences per vectorised step
+RECURRENT_DQN = dict(learning_starts=2000, train_freq=1, gradient_steps=1)
 
 
 class EpisodeReturns(BaseCallback):
@@ -66,47 +87,76 @@ class EpisodeReturns(BaseCallback):
             self.curve.append((self.num_timesteps, float(np.mean(returns))))
 
 
-def contenders() -> dict[str, tuple[Callable[[VecEnv, int], BaseAlgorithm], bool]]:
-    """name -> (model factory, frame-stacked env?)."""
+Factory = Callable[[VecEnv, int], BaseAlgorithm]
+HYPERPARAMETER_NOTE = {
+    "ppo": f"{N_ENVS} envs; rl-zoo ppo_lstm hyperparameters (CartPoleNoVel-v1) for every contender",
+    "dqn": f"SB3 DQN: 1 env, rl-zoo's CartPole-v1 DQN hyperparameters; RecurrentDQN: {N_ENVS} envs, {RECURRENT_DQN}",
+}
+
+
+def dqn_contenders(burn_in_ablation: bool) -> dict[str, tuple[Factory, bool, int]]:
+    """name -> (model factory, frame-stacked env?, number of envs)."""
+    chosen: dict[str, tuple[Factory, bool, int]] = {
+        "SB3 DQN (no memory)": (lambda env, seed: DQN("MlpPolicy", env, seed=seed, **ZOO_DQN), False, 1),
+        f"SB3 DQN + VecFrameStack({FRAME_STACK})": (lambda env, seed: DQN("MlpPolicy", env, seed=seed, **ZOO_DQN), True, 1),
+        "RecurrentDQN GRU": (lambda env, seed: RecurrentDQN("MlpGruPolicy", env, seed=seed, **RECURRENT_DQN), False, N_ENVS),
+        "RecurrentDQN LSTM": (lambda env, seed: RecurrentDQN("MlpLstmPolicy", env, seed=seed, **RECURRENT_DQN), False, N_ENVS),
+    }
+    if burn_in_ablation:
+        chosen["RecurrentDQN GRU, burn_in=0"] = (
+            lambda env, seed: RecurrentDQN("MlpGruPolicy", env, seed=seed, **{**RECURRENT_DQN, "burn_in": 0}),
+            False,
+            N_ENVS,
+        )
+    return chosen
+
+
+def ppo_contenders() -> dict[str, tuple[Factory, bool, int]]:
+    """name -> (model factory, frame-stacked env?, number of envs)."""
     return {
         "sb3-contrib RecurrentPPO (LSTM)": (
             lambda env, seed: RecurrentPPO("MlpLstmPolicy", env, policy_kwargs=ZOO_LSTM_POLICY, seed=seed, **ZOO_PPO_LSTM),
             False,
+            N_ENVS,
         ),
         "SB3 PPO (no memory)": (
             lambda env, seed: PPO("MlpPolicy", env, policy_kwargs=dict(net_arch=[64]), seed=seed, **ZOO_PPO_LSTM),
             False,
+            N_ENVS,
         ),
         f"SB3 PPO + VecFrameStack({FRAME_STACK})": (
             lambda env, seed: PPO("MlpPolicy", env, policy_kwargs=dict(net_arch=[64]), seed=seed, **ZOO_PPO_LSTM),
             True,
+            N_ENVS,
         ),
         "RecurrentPPORND LSTM, use_rnd=False": (
             lambda env, seed: RecurrentPPORND(
                 "MlpLstmPolicy", env, use_rnd=False, seq_len=16, policy_kwargs=ZOO_LSTM_POLICY, seed=seed, **ZOO_PPO_LSTM
             ),
             False,
+            N_ENVS,
         ),
         "RecurrentPPORND GRU, use_rnd=False": (
             lambda env, seed: RecurrentPPORND(
                 "MlpGruPolicy", env, use_rnd=False, seq_len=16, policy_kwargs=ZOO_LSTM_POLICY, seed=seed, **ZOO_PPO_LSTM
             ),
             False,
+            N_ENVS,
         ),
         "RecurrentPPORND LSTM, use_rnd=True": (
             lambda env, seed: RecurrentPPORND(
                 "MlpLstmPolicy", env, use_rnd=True, seq_len=16, policy_kwargs=ZOO_LSTM_POLICY, seed=seed, **ZOO_PPO_LSTM
             ),
             False,
+            N_ENVS,
         ),
     }
 
 
-def run_one(
-    factory: Callable[[VecEnv, int], BaseAlgorithm], stacked: bool, args: argparse.Namespace, seed: int
-) -> dict[str, Any]:
-    env: VecEnv = make_vec_env(args.env, n_envs=N_ENVS, seed=seed)
-    eval_env: VecEnv = make_vec_env(args.env, n_envs=1, seed=seed + 10_000)
+def run_one(factory: Factory, stacked: bool, n_envs: int, args: argparse.Namespace, seed: int) -> dict[str, Any]:
+    # flat_box: every contender sees the same Box observations (one-hot for popgym's discrete ones)
+    env: VecEnv = make_memory_vec_env(args.env, n_envs=n_envs, seed=seed, flat_box=True)
+    eval_env: VecEnv = make_memory_vec_env(args.env, n_envs=1, seed=seed + 10_000, flat_box=True)
     if stacked:
         env, eval_env = VecFrameStack(env, FRAME_STACK), VecFrameStack(eval_env, FRAME_STACK)
     model = factory(env, seed)
@@ -120,6 +170,8 @@ def run_one(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--family", choices=["ppo", "dqn"], default="ppo")
+    parser.add_argument("--burn-in-ablation", action="store_true", help="dqn: add RecurrentDQN GRU with burn_in=0")
     parser.add_argument("--env", default="CartPoleNoVel-v1")
     parser.add_argument("--timesteps", type=int, default=100_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
@@ -130,11 +182,12 @@ def main() -> None:
     args = parser.parse_args()
     th.set_num_threads(args.threads)
 
-    chosen = {name: spec for name, spec in contenders().items() if not args.only or any(part in name for part in args.only)}
+    family = ppo_contenders() if args.family == "ppo" else dqn_contenders(args.burn_in_ablation)
+    chosen = {name: spec for name, spec in family.items() if not args.only or any(part in name for part in args.only)}
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in chosen}
     for seed in args.seeds:  # interleaved: A B C ... for each seed
-        for name, (factory, stacked) in chosen.items():
-            result = run_one(factory, stacked, args, seed)
+        for name, (factory, stacked, n_envs) in chosen.items():
+            result = run_one(factory, stacked, n_envs, args, seed)
             results[name].append(result)
             print(f"seed {seed} | {name}: eval {result['eval']:.1f}, {result['fps']:.0f} fps", flush=True)
 
@@ -145,7 +198,7 @@ def main() -> None:
         "",
         f"- command: `python {' '.join(sys.argv)}`",
         f"- date: {datetime.date.today()}; machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}; "
-        f"torch {th.__version__}, torch threads {args.threads}; {N_ENVS} envs; rl-zoo ppo_lstm hyperparameters",
+        f"torch {th.__version__}, torch threads {args.threads}; " + HYPERPARAMETER_NOTE[args.family],
         f"- evaluation: deterministic, {args.eval_episodes} episodes on a separately seeded env, hidden state carried",
         "",
         "| contender | eval mean ± std over seeds | per-seed eval | median fps | fps / sb3-contrib |",
@@ -161,7 +214,8 @@ def main() -> None:
     print(table)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.md").write_text(table + "\n")
+    stem = f"{args.family}_{args.env}"
+    (out / f"{stem}.md").write_text(table + "\n")
 
     import matplotlib
 
@@ -179,8 +233,8 @@ def main() -> None:
     ax.set_title(f"{args.env}: every seed")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out / f"{args.env}_curves.png", dpi=100)
-    print(f"wrote {out / 'results.md'} and {out / f'{args.env}_curves.png'}")
+    fig.savefig(out / f"{stem}_curves.png", dpi=100)
+    print(f"wrote {out / f'{stem}.md'} and {out / f'{stem}_curves.png'}")
 
 
 if __name__ == "__main__":
