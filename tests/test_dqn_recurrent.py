@@ -8,7 +8,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.env_util import make_vec_env
 
-from sb3_recurrent_ext import RecurrentDQN, RecurrentState
+from sb3_recurrent_ext import RecurrentDQN
 from sb3_recurrent_ext.common.sum_tree import SumTree
 from sb3_recurrent_ext.dqn_recurrent import SequenceReplayBuffer, inverse_value_rescale, n_step_targets, value_rescale
 

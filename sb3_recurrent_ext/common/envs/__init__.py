@@ -64,16 +64,32 @@ def make_memory_env(env_id: str, flat_box: bool = False, **make_kwargs: Any) -> 
     :param make_kwargs: passed to ``gym.make`` (``render_mode``, popgym/MiniGrid options).
     """
     _register_optional_suites(env_id)
-    env = gym.make(env_id, **make_kwargs)
-    if env_id.startswith("MiniGrid-"):
+    return memory_observation_wrapper(gym.make(env_id, **make_kwargs), flat_box=flat_box)
+
+
+def memory_observation_wrapper(env: gym.Env, flat_box: bool = False) -> gym.Env:
+    """The observation handling of :func:`make_memory_env` for an env made elsewhere.
+
+    Usable as an RL Zoo ``env_wrapper`` (``sb3_recurrent_ext.common.envs.memory_observation_wrapper``).
+    """
+    if env.spec is not None and env.spec.id.startswith("MiniGrid-"):
         from minigrid.wrappers import ImgObsWrapper
 
-        env = _Float32Observation(FlattenObservation(ImgObsWrapper(env)))
-    elif not isinstance(env.observation_space, SB3_OBS_SPACES) or (
+        return _Float32Observation(FlattenObservation(ImgObsWrapper(env)))
+    if not isinstance(env.observation_space, SB3_OBS_SPACES) or (
         flat_box and not isinstance(env.observation_space, spaces.Box)
     ):
-        env = _Float32Observation(FlattenObservation(env))
+        return _Float32Observation(FlattenObservation(env))
     return env
+
+
+def register_memory_suites() -> None:
+    """Register popgym's and MiniGrid's env ids when they are installed (for ``gym.make`` and the RL Zoo)."""
+    for module in ("popgym", "minigrid"):
+        try:
+            __import__(module)
+        except ImportError:
+            pass
 
 
 def make_memory_vec_env(

@@ -1,0 +1,115 @@
+"""Optuna samplers and converters for the RL Zoo: the usual PPO/DQN ranges plus the recurrent ones.
+
+Each ``sample_*`` suggests raw values on the trial and returns ``convert_*(trial.params)``, so the RL Zoo's
+``--trial-id`` (which converts a stored trial's raw params with ``HYPERPARAMS_CONVERTER``) gives the same
+hyperparameters as the trial had. The sampled ``policy_kwargs`` are merged into the YAML's (see
+:mod:`sb3_recurrent_ext.zoo`), not substituted for them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from rl_zoo3.hyperparams_opt import convert_onpolicy_params, sample_ppo_params
+
+# categorical choices must be plain values in Optuna: names -> layer lists
+FC_HID_LAYERS = {"none": [], "64": [64], "128": [128], "64-64": [64, 64]}
+RECURRENT_KEYS = ("cell_type", "rnn_hidden_size", "rnn_num_layers", "fc_hid_layers", "seq_len")
+RND_KEYS = ("use_rnd", "one_minus_int_gamma", "int_adv_coef")
+
+
+def _suggest_recurrent(trial: optuna.Trial) -> None:
+    trial.suggest_categorical("cell_type", ["GRU", "LSTM"])
+    trial.suggest_categorical("rnn_hidden_size", [32, 64, 128])
+    trial.suggest_int("rnn_num_layers", 1, 2)
+    trial.suggest_categorical("fc_hid_layers", list(FC_HID_LAYERS))
+    trial.suggest_categorical("seq_len", [8, 16, 32])
+
+
+def _recurrent_policy_kwargs(params: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "cell_type": params["cell_type"],
+        "rnn_hidden_size": params["rnn_hidden_size"],
+        "rnn_num_layers": params["rnn_num_layers"],
+        "fc_hid_layers": FC_HID_LAYERS[params["fc_hid_layers"]],
+    }
+
+
+def convert_recurrent_ppo_params(params: dict[str, Any], with_rnd: bool = True) -> dict[str, Any]:
+    """Raw trial params -> RecurrentPPORND kwargs (rl-zoo's PPO conversion plus the recurrent and RND keys)."""
+    ppo_params = {k: v for k, v in params.items() if k not in RECURRENT_KEYS + RND_KEYS}
+    hyperparams = convert_onpolicy_params(ppo_params)
+    hyperparams["policy_kwargs"].update(_recurrent_policy_kwargs(params))
+    # a minibatch holds batch_size // seq_len whole sequences: keep seq_len <= batch_size
+    hyperparams["seq_len"] = min(params["seq_len"], hyperparams.get("batch_size", params["seq_len"]))
+    if with_rnd:
+        hyperparams["use_rnd"] = params["use_rnd"]
+        if params["use_rnd"]:
+            hyperparams["int_gamma"] = 1 - params["one_minus_int_gamma"]
+            hyperparams["int_adv_coef"] = params["int_adv_coef"]
+    else:
+        hyperparams["use_rnd"] = False
+    return hyperparams
+
+
+def convert_recurrent_ppo_no_rnd_params(params: dict[str, Any]) -> dict[str, Any]:
+    return convert_recurrent_ppo_params(params, with_rnd=False)
+
+
+def sample_recurrent_ppo_rnd_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
+    """rl-zoo's PPO ranges, the recurrent ones, and RND's (``use_rnd``, ``int_gamma``, ``int_adv_coef``)."""
+    sample_ppo_params(trial, n_actions, n_envs, additional_args)
+    _suggest_recurrent(trial)
+    if trial.suggest_categorical("use_rnd", [True, False]):
+        trial.suggest_float("one_minus_int_gamma", 0.001, 0.1, log=True)
+        trial.suggest_float("int_adv_coef", 0.1, 2.0, log=True)
+    return convert_recurrent_ppo_params(trial.params)
+
+
+def sample_recurrent_ppo_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
+    """rl-zoo's PPO ranges and the recurrent ones (RND off)."""
+    sample_ppo_params(trial, n_actions, n_envs, additional_args)
+    _suggest_recurrent(trial)
+    return convert_recurrent_ppo_no_rnd_params(trial.params)
+
+
+def convert_recurrent_dqn_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Raw trial params -> RecurrentDQN kwargs."""
+    hyperparams = {
+        "gamma": 1 - params["one_minus_gamma"],
+        "learning_rate": params["learning_rate"],
+        "batch_size": params["batch_size"],
+        "train_freq": params["train_freq"],
+        "gradient_steps": params["gradient_steps"],
+        "target_update_interval": params["target_update_interval"],
+        "exploration_fraction": params["exploration_fraction"],
+        "exploration_final_eps": params["exploration_final_eps"],
+        "seq_len": params["seq_len"],
+        # burn_in and sequence_stride as fractions of seq_len keep them meaningful for every seq_len
+        "burn_in": int(params["seq_len"] * params["burn_in_fraction"]),
+        "sequence_stride": max(1, int(params["seq_len"] * params["stride_fraction"])),
+        "n_step": params["n_step"],
+        "prioritized_replay": params["prioritized_replay"],
+        "policy_kwargs": {**_recurrent_policy_kwargs(params), "dueling": params["dueling"]},
+    }
+    return hyperparams
+
+
+def sample_recurrent_dqn_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
+    """DQN ranges (batch_size in sequences) plus burn-in, n-step, stride, prioritized replay and the recurrent net."""
+    trial.suggest_float("one_minus_gamma", 0.0001, 0.03, log=True)
+    trial.suggest_float("learning_rate", 1e-4, 3e-3, log=True)
+    trial.suggest_categorical("batch_size", [16, 32, 64])
+    trial.suggest_int("train_freq", 1, 8)
+    trial.suggest_int("gradient_steps", 1, 4)
+    trial.suggest_int("target_update_interval", 100, 5000, log=True)
+    trial.suggest_float("exploration_fraction", 0.05, 0.5)
+    trial.suggest_float("exploration_final_eps", 0.0, 0.1)
+    _suggest_recurrent(trial)
+    trial.suggest_categorical("burn_in_fraction", [0.0, 0.25, 0.5])
+    trial.suggest_categorical("stride_fraction", [0.5, 1.0])
+    trial.suggest_int("n_step", 1, 5)
+    trial.suggest_categorical("prioritized_replay", [True, False])
+    trial.suggest_categorical("dueling", [True, False])
+    return convert_recurrent_dqn_params(trial.params)
