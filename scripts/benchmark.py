@@ -33,7 +33,7 @@ from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
-from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
+from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecNormalize, sync_envs_normalization
 from torch import nn
 
 from sb3_recurrent_ext import RecurrentDQN, RecurrentPPORND, make_memory_vec_env
@@ -157,6 +157,11 @@ def run_one(factory: Factory, stacked: bool, n_envs: int, args: argparse.Namespa
     # flat_box: every contender sees the same Box observations (one-hot for popgym's discrete ones)
     env: VecEnv = make_memory_vec_env(args.env, n_envs=n_envs, seed=seed, flat_box=True)
     eval_env: VecEnv = make_memory_vec_env(args.env, n_envs=1, seed=seed + 10_000, flat_box=True)
+    if args.normalize:
+        # rl-zoo's `normalize: True` (as in its ppo_lstm entries): running obs/reward normalisation; the eval env
+        # uses the training statistics and raw rewards
+        env = VecNormalize(env)
+        eval_env = VecNormalize(eval_env, training=False, norm_reward=False)
     if stacked:
         env, eval_env = VecFrameStack(env, FRAME_STACK), VecFrameStack(eval_env, FRAME_STACK)
     model = factory(env, seed)
@@ -164,6 +169,8 @@ def run_one(factory: Factory, stacked: bool, n_envs: int, args: argparse.Namespa
     start = time.perf_counter()
     model.learn(args.timesteps, callback=curve)
     fps = args.timesteps / (time.perf_counter() - start)
+    if args.normalize:
+        sync_envs_normalization(model.get_env(), eval_env)
     mean_reward, _ = evaluate_policy(model, eval_env, n_eval_episodes=args.eval_episodes, deterministic=True)
     return {"fps": fps, "eval": float(mean_reward), "curve": curve.curve}
 
@@ -173,6 +180,12 @@ def main() -> None:
     parser.add_argument("--family", choices=["ppo", "dqn"], default="ppo")
     parser.add_argument("--burn-in-ablation", action="store_true", help="dqn: add RecurrentDQN GRU with burn_in=0")
     parser.add_argument("--env", default="CartPoleNoVel-v1")
+    parser.add_argument(
+        "--normalize",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="VecNormalize every contender's env (default: on for ppo, as rl-zoo's ppo_lstm entries; off for dqn)",
+    )
     parser.add_argument("--timesteps", type=int, default=100_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--eval-episodes", type=int, default=20)
@@ -181,6 +194,8 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks")
     args = parser.parse_args()
     th.set_num_threads(args.threads)
+    if args.normalize is None:
+        args.normalize = args.family == "ppo"
 
     family = ppo_contenders() if args.family == "ppo" else dqn_contenders(args.burn_in_ablation)
     chosen = {name: spec for name, spec in family.items() if not args.only or any(part in name for part in args.only)}
@@ -199,6 +214,7 @@ def main() -> None:
         f"- command: `python {' '.join(sys.argv)}`",
         f"- date: {datetime.date.today()}; machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}; "
         f"torch {th.__version__}, torch threads {args.threads}; " + HYPERPARAMETER_NOTE[args.family],
+        f"- VecNormalize: {args.normalize}\n"
         f"- evaluation: deterministic, {args.eval_episodes} episodes on a separately seeded env, hidden state carried",
         "",
         "| contender | eval mean ± std over seeds | per-seed eval | median fps | fps / sb3-contrib |",
