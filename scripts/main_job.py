@@ -62,9 +62,7 @@ def main() -> None:
     mean_reward, std_reward = evaluate_policy(model, eval_env, n_eval_episodes=args.eval_episodes, deterministic=True)
     print(f"Trained RecurrentPPORND ({args.policy}, use_rnd=False) on {args.env}: {args.timesteps} steps in {elapsed:.0f} s")
     print(f"Saved to {args.save_path}.zip (+ _vecnormalize.pkl)")
-    print(
-        f"Evaluation over {args.eval_episodes} episodes (deterministic, hidden state carried): {mean_reward:.1f} +/- {std_reward:.1f}"
-    )
+    print(f"Evaluation over {args.eval_episodes} episodes (deterministic): {mean_reward:.1f} +/- {std_reward:.1f}")
 
 
 if __name__ == "__main__":
