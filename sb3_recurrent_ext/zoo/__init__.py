@@ -9,7 +9,7 @@ rl_zoo3 has no plugin hook, so :func:`register` adds our algorithms to its own `
 * ``objective``: the sampled ``policy_kwargs`` are merged into the YAML's instead of replacing them (a sampled
   ``cell_type`` also switches the policy alias, ``MlpLstmPolicy`` <-> ``MlpGruPolicy``), and a trial that
   raises is recorded as failed (its value NaN, the error in its ``failure`` user attribute) while the study
-  goes on.
+  goes on; each trial records the ``worker`` (host:pid) that ran it.
 
 Call :func:`register` before rl_zoo3 builds its argument parser (``scripts/train.py`` does).
 """
@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import os
+import socket
 import traceback
 import warnings
 from pathlib import Path
@@ -128,6 +130,8 @@ def _wrap_experiment_manager() -> None:
         if self.algo not in OUR_ALGOS:
             return objective(self, trial)
         token = _yaml_hyperparams.set(self._hyperparams)
+        # which worker ran the trial (several machines may share one study)
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         try:
             return objective(self, trial)
         except optuna.TrialPruned:

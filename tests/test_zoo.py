@@ -1,0 +1,304 @@
+"""RL Zoo integration: registration, zoo_configs, samplers merged into the YAML, SQLite and PostgreSQL studies."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from sb3_recurrent_ext import RecurrentDQN, RecurrentPPORND
+from sb3_recurrent_ext.zoo import OUR_ALGOS, ZOO_CONFIGS, _yaml_hyperparams, merge_sampled, register
+from sb3_recurrent_ext.zoo.cli import with_defaults
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN = [sys.executable, str(REPO / "scripts" / "train.py")]
+
+
+def _entries() -> list[tuple[str, str]]:
+    return [
+        (path.stem, env_id)
+        for path in sorted(ZOO_CONFIGS.glob("*.yml"))
+        for env_id in yaml.safe_load(path.read_text())
+        if env_id != "default"
+    ]
+
+
+def test_registration_keeps_the_zoo_algorithms() -> None:
+    import rl_zoo3
+    from rl_zoo3.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
+
+    builtin = dict(rl_zoo3.ALGOS)
+    builtin_samplers = dict(HYPERPARAMS_SAMPLER)
+    register()
+    register()  # idempotent
+    for name, algo in builtin.items():
+        assert rl_zoo3.ALGOS[name] is algo
+    for name, sampler in builtin_samplers.items():
+        assert HYPERPARAMS_SAMPLER[name] is sampler
+    for name in OUR_ALGOS:
+        assert name in rl_zoo3.ALGOS and name in HYPERPARAMS_SAMPLER and name in HYPERPARAMS_CONVERTER
+    assert rl_zoo3.ALGOS["recurrent_dqn"] is RecurrentDQN and rl_zoo3.ALGOS["recurrent_ppo_rnd"] is RecurrentPPORND
+
+
+def _experiment(algo: str, env_id: str, tmp_path: Path, config: Path | None = None, **kwargs):
+    from rl_zoo3.exp_manager import ExperimentManager
+
+    register()
+    return ExperimentManager(
+        argparse.Namespace(),
+        algo,
+        env_id,
+        str(tmp_path),
+        config=str(config or ZOO_CONFIGS / f"{algo}.yml"),
+        eval_freq=-1,
+        verbose=0,
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize(("algo", "env_id"), _entries())
+def test_every_zoo_config_entry_builds_a_model(algo: str, env_id: str, tmp_path: Path) -> None:
+    experiment = _experiment(algo, env_id, tmp_path)
+    model, _ = experiment.setup_experiment()
+    assert isinstance(model, OUR_ALGOS[algo])
+    entry = yaml.safe_load((ZOO_CONFIGS / f"{algo}.yml").read_text())[env_id]
+    if algo != "recurrent_dqn":
+        assert model.use_rnd == entry.get("use_rnd", True)
+    assert model.n_envs == entry.get("n_envs", 1)
+    model.get_env().close()
+
+
+def test_net_spec_in_a_config(tmp_path: Path) -> None:
+    config = tmp_path / "spec.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "CartPoleNoVel-v1": {
+                    "n_envs": 2,
+                    "n_timesteps": 1000,
+                    "policy": "MlpLstmPolicy",
+                    "use_rnd": False,
+                    "net_spec": {"cell_type": "GRU", "fc_hid_layers": [32], "rnn_hidden_size": 16, "clip_grad_val": 2.0},
+                    "policy_kwargs": "dict(net_arch=[8])",
+                }
+            }
+        )
+    )
+    model, _ = _experiment("recurrent_ppo", "CartPoleNoVel-v1", tmp_path, config).setup_experiment()
+    rnn = model.policy.recurrent.actor_rnn
+    assert (rnn.cell_type, rnn.rnn_hidden_size, rnn.fc_hid_layers) == ("GRU", 16, [32])
+    assert model.max_grad_norm == 2.0 and model.policy.net_arch == [8]
+    assert type(model.policy).__name__ == "MlpGruPolicy"  # the alias follows the spec's cell
+
+
+def test_sampled_policy_kwargs_are_merged_into_the_yaml() -> None:
+    from rl_zoo3.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
+
+    register()
+    params = {
+        "batch_size_pow": 6,
+        "n_steps_pow": 6,
+        "one_minus_gamma": 0.01,
+        "one_minus_gae_lambda": 0.05,
+        "learning_rate": 1e-3,
+        "ent_coef": 1e-4,
+        "clip_range": 0.2,
+        "n_epochs": 5,
+        "max_grad_norm": 0.5,
+        "net_arch": "tiny",
+        "activation_fn": "relu",
+        "cell_type": "GRU",
+        "rnn_hidden_size": 32,
+        "rnn_num_layers": 2,
+        "fc_hid_layers": "64",
+        "seq_len": 16,
+        "use_rnd": True,
+        "one_minus_int_gamma": 0.01,
+        "int_adv_coef": 0.5,
+    }
+    yaml_hyperparams = {"policy": "MlpLstmPolicy", "policy_kwargs": {"ortho_init": False, "rnn_hidden_size": 64}}
+    token = _yaml_hyperparams.set(yaml_hyperparams)
+    try:
+        sampled = HYPERPARAMS_SAMPLER["recurrent_ppo_rnd"](optuna.trial.FixedTrial(params), 2, 8, {})
+    finally:
+        _yaml_hyperparams.reset(token)
+    kwargs = sampled["policy_kwargs"]
+    assert kwargs["ortho_init"] is False  # kept from the YAML
+    assert kwargs["rnn_hidden_size"] == 32 and kwargs["rnn_num_layers"] == 2 and kwargs["fc_hid_layers"] == [64]
+    assert sampled["policy"] == "MlpGruPolicy"  # the sampled cell switches the alias
+    assert sampled["seq_len"] == 16 and sampled["batch_size"] == 64 and sampled["int_gamma"] == pytest.approx(0.99)
+    # --trial-id converts a stored trial's raw params the same way
+    converted = HYPERPARAMS_CONVERTER["recurrent_ppo_rnd"](params)
+    assert converted["policy_kwargs"]["cell_type"] == "GRU" and converted["use_rnd"] is True
+    assert merge_sampled({}, {"policy_kwargs": {"a": 1}})["policy_kwargs"] == {"a": 1}
+
+
+def test_a_failing_trial_is_recorded_and_the_study_goes_on(tmp_path: Path, monkeypatch) -> None:
+    calls = {"n": 0}
+    original_learn = RecurrentDQN.learn
+
+    def learn_failing_once(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("boom")
+        return original_learn(self, *args, **kwargs)
+
+    monkeypatch.setattr(RecurrentDQN, "learn", learn_failing_once)
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    experiment = _experiment(
+        "recurrent_dqn",
+        "CartPoleNoVel-v1",
+        tmp_path,
+        n_timesteps=300,
+        optimize_hyperparameters=True,
+        storage=storage,
+        study_name="failing",
+        n_trials=2,
+        sampler="random",
+        pruner="median",
+        n_evaluations=1,
+        n_eval_episodes=1,
+        no_optim_plots=True,
+    )
+    experiment.setup_experiment()
+    experiment.hyperparameters_optimization()
+    trials = optuna.load_study(study_name="failing", storage=storage).trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE]
+    assert "RuntimeError: boom" in trials[0].user_attrs["failure"]
+
+
+def test_cli_defaults() -> None:
+    argv = with_defaults(["--algo", "recurrent_dqn", "--env", "CartPoleNoVel-v1", "-optimize", "-f", "/tmp/zoo_logs_test"])
+    assert argv[argv.index("--conf-file") + 1] == str(ZOO_CONFIGS / "recurrent_dqn.yml")
+    assert argv[argv.index("--storage") + 1] == "sqlite:////tmp/zoo_logs_test/recurrent_dqn/CartPoleNoVel-v1_optuna.db"
+    assert argv[argv.index("--study-name") + 1] == "recurrent_dqn_CartPoleNoVel-v1"
+    untouched = ["--algo", "ppo", "--env", "CartPole-v1"]
+    assert with_defaults(untouched) == untouched  # built-in algorithms keep rl_zoo3's config
+
+
+def _tune_command(log_folder: Path, n_trials: int, *extra: str) -> list[str]:
+    return [
+        *TRAIN,
+        "--algo",
+        "recurrent_dqn",
+        "--env",
+        "CartPoleNoVel-v1",
+        "-f",
+        str(log_folder),
+        "-optimize",
+        "--n-trials",
+        str(n_trials),
+        "--n-jobs",
+        "1",
+        "--sampler",
+        "random",
+        "--pruner",
+        "median",
+        "-n",
+        "300",
+        "--n-evaluations",
+        "1",
+        "--eval-episodes",
+        "1",
+        "--no-optim-plots",
+        "--verbose",
+        "0",
+        *extra,
+    ]
+
+
+def test_an_interrupted_study_resumes_from_its_sqlite_file(tmp_path: Path) -> None:
+    for _ in range(2):  # the second run is the same command, as after an interruption
+        subprocess.run(_tune_command(tmp_path, 1), check=True, cwd=tmp_path, timeout=600, capture_output=True)
+    storage = f"sqlite:///{tmp_path / 'recurrent_dqn' / 'CartPoleNoVel-v1_optuna.db'}"
+    study = optuna.load_study(study_name="recurrent_dqn_CartPoleNoVel-v1", storage=storage)
+    assert len(study.trials) == 2
+    assert all("cell_type" in t.params and "burn_in_fraction" in t.params for t in study.trials)
+
+
+def _postgres_binaries() -> Path | None:
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return versions[-1].parent if versions else None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def postgres_url():
+    """A throwaway PostgreSQL server: a fresh data directory in a temporary folder, on a loopback port."""
+    binaries = _postgres_binaries()
+    if binaries is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not installed: apt-get install postgresql")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg is not installed: pip install 'sb3-recurrent-ext[postgres]'")
+    # directly under the system temp folder: pytest's own temp folders are private to the current user
+    folder = Path(tempfile.mkdtemp(prefix="sb3re-postgres-"))
+    data = folder / "data"
+    # PostgreSQL refuses to run as root: run it as the postgres user then
+    prefix: list[str] = []
+    user = os.environ.get("USER", "postgres")
+    if os.geteuid() == 0:
+        user = "postgres"
+        shutil.chown(folder, user)
+        prefix = ["runuser", "-u", user, "--"]
+    port = _free_port()
+    subprocess.run(
+        [*prefix, str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", user], check=True, capture_output=True
+    )
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
+    subprocess.run(
+        [*prefix, str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start"],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield f"postgresql://{user}@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*prefix, str(binaries / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_two_workers_share_one_postgresql_study(postgres_url: str, tmp_path: Path) -> None:
+    study_name = "two_workers"
+    optuna.create_study(study_name=study_name, storage=postgres_url, direction="maximize")
+    workers = [
+        subprocess.Popen(
+            _tune_command(tmp_path / f"worker{i}", 2, "--storage", postgres_url, "--study-name", study_name),
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(2)
+    ]
+    deadline = time.time() + 900
+    for worker in workers:
+        _, stderr = worker.communicate(timeout=max(1, deadline - time.time()))
+        assert worker.returncode == 0, stderr.decode()[-2000:]
+    trials = optuna.load_study(study_name=study_name, storage=postgres_url).trials
+    assert len(trials) == 4
+    assert len({t.number for t in trials}) == 4 and len({t._trial_id for t in trials}) == 4  # no duplicates
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    assert all(t.state in finished for t in trials)
+    by_worker: dict[str, int] = {}
+    for t in trials:
+        by_worker[t.user_attrs["worker"]] = by_worker.get(t.user_attrs["worker"], 0) + 1
+    assert sorted(by_worker.values()) == [2, 2]  # both workers' trials, two each
