@@ -302,3 +302,43 @@ def test_two_workers_share_one_postgresql_study(postgres_url: str, tmp_path: Pat
     for t in trials:
         by_worker[t.user_attrs["worker"]] = by_worker.get(t.user_attrs["worker"], 0) + 1
     assert sorted(by_worker.values()) == [2, 2]  # both workers' trials, two each
+
+
+def test_train_enjoy_and_plot_from_the_command_line(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    common = ["--env", "CartPoleNoVel-v1", "-f", str(logs)]
+    train = subprocess.run(
+        [*TRAIN, "--algo", "recurrent_ppo", *common, "-n", "1024", "--eval-freq", "-1", "--verbose", "0"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert train.returncode == 0, train.stderr[-2000:]
+    assert (logs / "recurrent_ppo" / "CartPoleNoVel-v1_1" / "CartPoleNoVel-v1.zip").exists()
+    enjoy = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "enjoy.py"), "--algo", "recurrent_ppo", *common, "-n", "200", "--no-render"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert enjoy.returncode == 0, enjoy.stderr[-2000:]
+    assert "Mean reward" in enjoy.stdout
+    png = tmp_path / "curves.png"
+    plot = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "plot_zoo.py"),
+            "-a",
+            "recurrent_ppo",
+            "-e",
+            "CartPoleNoVel-v1",
+            "-f",
+            str(logs),
+        ]
+        + ["-w", "5", "--out", str(png)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert plot.returncode == 0, plot.stderr[-2000:]
+    assert png.stat().st_size > 10_000
