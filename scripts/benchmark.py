@@ -67,8 +67,10 @@ ZOO_DQN = dict(
     policy_kwargs=dict(net_arch=[256, 256]),
 )
 # RecurrentDQN: its defaults (16-step sequences, 8-step burn-in, 3-step double Q, prioritized) on 8 envs,
-# one learning step of 32 sequences per vectorised step
-RECURRENT_DQN = dict(learning_starts=2000, train_freq=1, gradient_steps=1)
+# one learning step of 32 sequences per vectorised step, learning rate decaying linearly to 0 (rl-zoo's lin_1e-3)
+RECURRENT_DQN: dict[str, Any] = dict(
+    learning_starts=2000, train_freq=1, gradient_steps=1, learning_rate=lambda progress: 1e-3 * progress
+)
 
 
 class EpisodeReturns(BaseCallback):
@@ -90,7 +92,8 @@ class EpisodeReturns(BaseCallback):
 Factory = Callable[[VecEnv, int], BaseAlgorithm]
 HYPERPARAMETER_NOTE = {
     "ppo": f"{N_ENVS} envs; rl-zoo ppo_lstm hyperparameters (CartPoleNoVel-v1) for every contender",
-    "dqn": f"SB3 DQN: 1 env, rl-zoo's CartPole-v1 DQN hyperparameters; RecurrentDQN: {N_ENVS} envs, {RECURRENT_DQN}",
+    "dqn": f"SB3 DQN: 1 env, rl-zoo's CartPole-v1 DQN hyperparameters; RecurrentDQN: {N_ENVS} envs, learning_starts 2000, "
+    "train_freq 1, gradient_steps 1, learning_rate lin_1e-3, other arguments at their defaults",
 }
 
 
