@@ -2,6 +2,7 @@
 
 ``--family ppo`` (default): sb3-contrib RecurrentPPO, SB3 PPO (with and without frame stacking) and
 RecurrentPPORND (RND off and on), all with rl-zoo's tuned ppo_lstm hyperparameters.
+``--family rnd``: RecurrentPPORND with and without RND on a sparse-reward MiniGrid task (success rate column).
 ``--family dqn``: SB3 DQN (with and without frame stacking, rl-zoo's tuned CartPole DQN hyperparameters)
 and RecurrentDQN (GRU and LSTM; ``--burn-in-ablation`` adds burn_in=0 with stored state).
 
@@ -9,8 +10,8 @@ and RecurrentDQN (GRU and LSTM; ``--burn-in-ablation`` adds burn_in=0 with store
     python scripts/benchmark.py --family dqn --env popgym-RepeatFirstEasy-v0 --timesteps 100000 --seeds 0 1 2
 
 Runs are interleaved (seed by seed, every contender in turn), torch threads are fixed, evaluation is
-deterministic over ``--eval-episodes`` episodes of a separate env with its own seed, carrying the hidden
-state through each episode (``evaluate_policy``). Writes ``benchmarks/<family>_<env>.md`` (table, command line,
+deterministic (stochastic for ``--family rnd``) over ``--eval-episodes`` episodes of a separate env with
+its own seed, carrying the hidden state through each episode (``evaluate_policy``). Writes ``benchmarks/<family>_<env>.md`` (table, command line,
 date, machine) and ``benchmarks/<family>_<env>_curves.png`` (training episode returns).
 """
 
@@ -92,6 +93,8 @@ class EpisodeReturns(BaseCallback):
 Factory = Callable[[VecEnv, int], BaseAlgorithm]
 HYPERPARAMETER_NOTE = {
     "ppo": f"{N_ENVS} envs; rl-zoo ppo_lstm hyperparameters (CartPoleNoVel-v1) for every contender",
+    "rnd": f"{N_ENVS} envs; RecurrentPPORND GRU with MINIGRID_PPO (scripts/benchmark.py), RND off vs on; "
+    "stochastic evaluation (MiniGrid's deterministic greedy policy loops)",
     "dqn": f"SB3 DQN: 1 env, rl-zoo's CartPole-v1 DQN hyperparameters; RecurrentDQN: {N_ENVS} envs, learning_starts 2000, "
     "train_freq 1, gradient_steps 1, learning_rate lin_1e-3, other arguments at their defaults",
 }
@@ -112,6 +115,34 @@ def dqn_contenders(burn_in_ablation: bool) -> dict[str, tuple[Factory, bool, int
             N_ENVS,
         )
     return chosen
+
+
+# RecurrentPPORND on sparse-reward MiniGrid: RND off vs on, everything else equal
+MINIGRID_PPO: dict[str, Any] = dict(
+    n_steps=128,
+    batch_size=256,
+    n_epochs=4,
+    gamma=0.99,
+    gae_lambda=0.95,
+    ent_coef=0.01,
+    learning_rate=5e-4,
+    seq_len=16,
+    policy_kwargs=dict(fc_hid_layers=[128], rnn_hidden_size=128, net_arch=dict(pi=[64], vf=[64])),
+)
+
+
+def rnd_contenders() -> dict[str, tuple[Factory, bool, int]]:
+    """RecurrentPPORND (GRU) with and without RND (name -> factory, frame-stacked?, n_envs)."""
+    return {
+        f"RecurrentPPORND GRU, use_rnd={use_rnd}": (
+            lambda env, seed, use_rnd=use_rnd: RecurrentPPORND(
+                "MlpGruPolicy", env, use_rnd=use_rnd, seed=seed, **MINIGRID_PPO
+            ),
+            False,
+            N_ENVS,
+        )
+        for use_rnd in (False, True)
+    }
 
 
 def ppo_contenders() -> dict[str, tuple[Factory, bool, int]]:
@@ -174,13 +205,21 @@ def run_one(factory: Factory, stacked: bool, n_envs: int, args: argparse.Namespa
     fps = args.timesteps / (time.perf_counter() - start)
     if args.normalize:
         sync_envs_normalization(model.get_env(), eval_env)
-    mean_reward, _ = evaluate_policy(model, eval_env, n_eval_episodes=args.eval_episodes, deterministic=True)
-    return {"fps": fps, "eval": float(mean_reward), "curve": curve.curve}
+    returns, _ = evaluate_policy(
+        model, eval_env, n_eval_episodes=args.eval_episodes, deterministic=args.family != "rnd", return_episode_rewards=True
+    )
+    # success: an episode with a positive return (MiniGrid pays only for reaching the goal)
+    return {
+        "fps": fps,
+        "eval": float(np.mean(returns)),
+        "success": float(np.mean(np.array(returns) > 0)),
+        "curve": curve.curve,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--family", choices=["ppo", "dqn"], default="ppo")
+    parser.add_argument("--family", choices=["ppo", "dqn", "rnd"], default="ppo")
     parser.add_argument("--burn-in-ablation", action="store_true", help="dqn: add RecurrentDQN GRU with burn_in=0")
     parser.add_argument("--env", default="CartPoleNoVel-v1")
     parser.add_argument(
@@ -200,7 +239,9 @@ def main() -> None:
     if args.normalize is None:
         args.normalize = args.family == "ppo"
 
-    family = ppo_contenders() if args.family == "ppo" else dqn_contenders(args.burn_in_ablation)
+    family = {"ppo": ppo_contenders, "dqn": lambda: dqn_contenders(args.burn_in_ablation), "rnd": rnd_contenders}[
+        args.family
+    ]()
     chosen = {name: spec for name, spec in family.items() if not args.only or any(part in name for part in args.only)}
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in chosen}
     for seed in args.seeds:  # interleaved: A B C ... for each seed
@@ -218,17 +259,23 @@ def main() -> None:
         f"- date: {datetime.date.today()}; machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}; "
         f"torch {th.__version__}, torch threads {args.threads}; " + HYPERPARAMETER_NOTE[args.family],
         f"- VecNormalize: {args.normalize}\n"
-        f"- evaluation: deterministic, {args.eval_episodes} episodes on a separately seeded env, hidden state carried",
+        f"- evaluation: {'stochastic' if args.family == 'rnd' else 'deterministic'}, {args.eval_episodes} episodes "
+        "on a separately seeded env, hidden state carried",
         "",
-        "| contender | eval mean ± std over seeds | per-seed eval | median fps | fps / sb3-contrib |",
-        "|---|---|---|---|---|",
+        "| contender | eval mean ± std over seeds | per-seed eval | success (return > 0) | median fps | fps / sb3-contrib |",
+        "|---|---|---|---|---|---|",
     ]
     for name, runs in results.items():
         evals = [r["eval"] for r in runs]
         fps = float(np.median([r["fps"] for r in runs]))
         ratio = f"{fps / contrib_fps:.2f}x" if contrib_fps else "n/a"
-        per_seed = ", ".join(f"{e:.0f}" for e in evals)
-        lines.append(f"| {name} | {np.mean(evals):.1f} ± {np.std(evals):.1f} | {per_seed} | {fps:.0f} | {ratio} |")
+        digits = 2 if max(abs(e) for e in evals) < 10 else 0
+        per_seed = ", ".join(f"{e:.{digits}f}" for e in evals)
+        success = np.mean([r["success"] for r in runs])
+        shown = max(digits, 1)
+        lines.append(
+            f"| {name} | {np.mean(evals):.{shown}f} ± {np.std(evals):.{shown}f} | {per_seed} | {success:.2f} | {fps:.0f} | {ratio} |"
+        )
     table = "\n".join(lines)
     print(table)
     out = Path(args.out)
