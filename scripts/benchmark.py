@@ -11,8 +11,9 @@ and RecurrentDQN (GRU and LSTM; ``--burn-in-ablation`` adds burn_in=0 with store
 
 Runs are interleaved (seed by seed, every contender in turn), torch threads are fixed, evaluation is
 deterministic (stochastic for ``--family rnd``) over ``--eval-episodes`` episodes of a separate env with
-its own seed, carrying the hidden state through each episode (``evaluate_policy``). Writes ``benchmarks/<family>_<env>.md`` (table, command line,
-date, machine) and ``benchmarks/<family>_<env>_curves.png`` (training episode returns).
+its own seed, carrying the hidden state through each episode (``evaluate_policy``). Writes
+``benchmarks/<family>_<env>.md`` (table, command line, date, machine) and
+``benchmarks/<family>_<env>_curves.png`` (training episode returns).
 """
 
 from __future__ import annotations
@@ -274,7 +275,8 @@ def main() -> None:
         success = np.mean([r["success"] for r in runs])
         shown = max(digits, 1)
         lines.append(
-            f"| {name} | {np.mean(evals):.{shown}f} ± {np.std(evals):.{shown}f} | {per_seed} | {success:.2f} | {fps:.0f} | {ratio} |"
+            f"| {name} | {np.mean(evals):.{shown}f} ± {np.std(evals):.{shown}f} | {per_seed} "
+            f"| {success:.2f} | {fps:.0f} | {ratio} |"
         )
     table = "\n".join(lines)
     print(table)
