@@ -279,11 +279,11 @@ class SequenceReplayBufferMixin:
         )
 
 
-class SequenceReplayBuffer(SequenceReplayBufferMixin, ReplayBuffer):
+class SequenceReplayBuffer(SequenceReplayBufferMixin, ReplayBuffer):  # type: ignore[misc]  # sample returns sequences
     """SB3's ``ReplayBuffer`` sampling padded sequences with stored states (see the mixin)."""
 
 
-class DictSequenceReplayBuffer(SequenceReplayBufferMixin, DictReplayBuffer):
+class DictSequenceReplayBuffer(SequenceReplayBufferMixin, DictReplayBuffer):  # type: ignore[misc]  # as above
     """SB3's ``DictReplayBuffer`` sampling padded sequences with stored states (see the mixin)."""
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -34,7 +35,7 @@ from sb3_recurrent_ext.dqn_recurrent.targets import n_step_targets
 SelfRecurrentDQN = TypeVar("SelfRecurrentDQN", bound="RecurrentDQN")
 
 # loss_fn name (torch.nn class names, as in SLM-Lab's loss_spec) -> elementwise loss
-LOSSES = {
+LOSSES: dict[str, Callable[..., th.Tensor]] = {
     "SmoothL1Loss": F.smooth_l1_loss,
     "HuberLoss": F.huber_loss,
     "MSELoss": F.mse_loss,
