@@ -262,3 +262,13 @@ def test_learns_cartpole_without_velocities(policy):
     mean_reward, _ = evaluate_policy(model, make_vec_env("CartPoleNoVel-v1", n_envs=1, seed=1000), n_eval_episodes=20)
     # a memoryless policy stays around 40-50 here (see test_learning.py)
     assert mean_reward > 90, mean_reward
+
+
+def test_policy_kwargs_of_the_caller_are_not_modified():
+    # the benchmark passes one dict to several algorithms: ours must not add its own keys to it
+    policy_kwargs = dict(lstm_hidden_size=16, net_arch=dict(pi=[8], vf=[8]))
+    _model(policy_kwargs=policy_kwargs)
+    assert policy_kwargs == dict(lstm_hidden_size=16, net_arch=dict(pi=[8], vf=[8]))
+    from sb3_contrib import RecurrentPPO
+
+    RecurrentPPO("MlpLstmPolicy", "CartPoleNoVel-v1", policy_kwargs=policy_kwargs, n_steps=16, batch_size=16)

@@ -201,7 +201,8 @@ class RecurrentPPORND(OnPolicyAlgorithm):
     def _setup_model(self) -> None:
         self._setup_lr_schedule()
         self.set_random_seed(self.seed)
-        self.policy_kwargs["n_value_heads"] = 2 if self.use_rnd else 1
+        # a copy: the dict is the caller's (SB3 keeps a reference), and may be reused for another model
+        self.policy_kwargs = {**self.policy_kwargs, "n_value_heads": 2 if self.use_rnd else 1}
         self.policy = self.policy_class(  # type: ignore[assignment]
             self.observation_space, self.action_space, self.lr_schedule, use_sde=self.use_sde, **self.policy_kwargs
         )
