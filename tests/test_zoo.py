@@ -224,6 +224,8 @@ def test_an_interrupted_study_resumes_from_its_sqlite_file(tmp_path: Path) -> No
     study = optuna.load_study(study_name="recurrent_dqn_CartPoleNoVel-v1", storage=storage)
     assert len(study.trials) == 2
     assert all("cell_type" in t.params and "burn_in_fraction" in t.params for t in study.trials)
+    # the YAML's policy_kwargs (rnn_hidden_size=64, net_arch=[64]) are kept where the sampler does not set them
+    assert all("'net_arch': [64]" in t.user_attrs["policy_kwargs"] for t in study.trials)
 
 
 def _postgres_binaries() -> Path | None:

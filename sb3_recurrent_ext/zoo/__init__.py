@@ -92,7 +92,10 @@ def _merging_sampler(algo: str) -> Any:
 
     @functools.wraps(sampler)
     def sample(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
-        return merge_sampled(_yaml_hyperparams.get({}), sampler(trial, n_actions, n_envs, additional_args))
+        merged = merge_sampled(_yaml_hyperparams.get({}), sampler(trial, n_actions, n_envs, additional_args))
+        # what the trial's model gets, YAML and sampled keys together (visible in the study and the dashboard)
+        trial.set_user_attr("policy_kwargs", repr(merged["policy_kwargs"]))
+        return merged
 
     return sample
 
