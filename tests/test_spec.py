@@ -106,3 +106,26 @@ def test_bad_algo_and_missing_file():
         net_spec_to_kwargs(SEED_000_SPEC, algo="ppo")
     with pytest.raises(ValueError, match=r"spec='/no/such/spec.json'"):
         net_spec_to_kwargs("/no/such/spec.json")
+
+
+def test_dqn_spec_builds_a_recurrent_dqn():
+    from sb3_recurrent_ext import RecurrentDQN
+
+    spec = {
+        "type": "RecurrentNet",
+        "shared": False,
+        "cell_type": "GRU",
+        "fc_hid_layers": [16],
+        "rnn_hidden_size": 8,
+        "seq_len": 4,
+        "clip_grad_val": 1.0,
+        "loss_spec": {"name": "MSELoss"},
+        "update_type": "polyak",
+        "polyak_coef": 0.1,
+        "update_frequency": 4,
+    }
+    model = RecurrentDQN("MlpGruPolicy", "CartPoleNoVel-v1", **net_spec_to_kwargs(spec, algo="recurrent_dqn"))
+    assert (model.loss_fn, model.seq_len, model.max_grad_norm) == ("MSELoss", 4, 1.0)
+    assert model.policy.q_net.rnn.fc_hid_layers == [16]
+    with pytest.raises(ValueError, match="shared=True"):
+        net_spec_to_kwargs({**spec, "shared": True}, algo="recurrent_dqn")

@@ -210,6 +210,10 @@ def net_spec_to_kwargs(spec: Mapping[str, Any] | str | os.PathLike, algo: str = 
         raise ValueError(f"net spec type={net['type']!r} is not supported; allowed values: ['RecurrentNet']")
 
     policy_kwargs = _policy_kwargs(net)
+    if algo == "recurrent_dqn" and "shared" in policy_kwargs:
+        # one Q-network: nothing to share; shared=True would promise an actor-critic body it does not have
+        if policy_kwargs.pop("shared"):
+            raise ValueError("net spec shared=True has no meaning for recurrent_dqn (a single Q-network); use shared=False")
     kwargs: dict[str, Any] = {}
     if "seq_len" in net:
         kwargs["seq_len"] = _check_positive_int(net["seq_len"], "seq_len")
