@@ -11,12 +11,31 @@ from __future__ import annotations
 from typing import Any
 
 import optuna
-from rl_zoo3.hyperparams_opt import convert_onpolicy_params, sample_ppo_params
+from rl_zoo3.hyperparams_opt import convert_onpolicy_params
 
 # categorical choices must be plain values in Optuna: names -> layer lists
 FC_HID_LAYERS = {"none": [], "64": [64], "128": [128], "64-64": [64, 64]}
 RECURRENT_KEYS = ("cell_type", "rnn_hidden_size", "rnn_num_layers", "fc_hid_layers", "seq_len")
 RND_KEYS = ("use_rnd", "one_minus_int_gamma", "int_adv_coef")
+
+
+def _suggest_ppo(trial: optuna.Trial) -> None:
+    """rl-zoo's PPO parameters (same names, so its converter applies) in ranges that suit recurrent training.
+
+    rl-zoo's own ranges allow 4-step minibatches of 4096-step rollouts: with one recurrent call per minibatch
+    such a trial runs for hours. Here minibatches are 64-1024 steps and rollouts 32-512 steps per env.
+    """
+    trial.suggest_int("batch_size_pow", 6, 10)
+    trial.suggest_int("n_steps_pow", 5, 9)
+    trial.suggest_float("one_minus_gamma", 0.0001, 0.03, log=True)
+    trial.suggest_float("one_minus_gae_lambda", 0.0001, 0.25, log=True)
+    trial.suggest_float("learning_rate", 1e-5, 0.003, log=True)
+    trial.suggest_float("ent_coef", 0.00000001, 0.1, log=True)
+    trial.suggest_categorical("clip_range", [0.1, 0.2, 0.3, 0.4])
+    trial.suggest_categorical("n_epochs", [4, 10, 20])
+    trial.suggest_float("max_grad_norm", 0.3, 2)
+    trial.suggest_categorical("net_arch", ["tiny", "small", "medium"])
+    trial.suggest_categorical("activation_fn", ["tanh", "relu"])
 
 
 def _suggest_recurrent(trial: optuna.Trial) -> None:
@@ -58,8 +77,8 @@ def convert_recurrent_ppo_no_rnd_params(params: dict[str, Any]) -> dict[str, Any
 
 
 def sample_recurrent_ppo_rnd_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
-    """rl-zoo's PPO ranges, the recurrent ones, and RND's (``use_rnd``, ``int_gamma``, ``int_adv_coef``)."""
-    sample_ppo_params(trial, n_actions, n_envs, additional_args)
+    """PPO's parameters, the recurrent ones, and RND's (``use_rnd``, ``int_gamma``, ``int_adv_coef``)."""
+    _suggest_ppo(trial)
     _suggest_recurrent(trial)
     if trial.suggest_categorical("use_rnd", [True, False]):
         trial.suggest_float("one_minus_int_gamma", 0.001, 0.1, log=True)
@@ -68,8 +87,8 @@ def sample_recurrent_ppo_rnd_params(trial: optuna.Trial, n_actions: int, n_envs:
 
 
 def sample_recurrent_ppo_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
-    """rl-zoo's PPO ranges and the recurrent ones (RND off)."""
-    sample_ppo_params(trial, n_actions, n_envs, additional_args)
+    """PPO's parameters and the recurrent ones (RND off)."""
+    _suggest_ppo(trial)
     _suggest_recurrent(trial)
     return convert_recurrent_ppo_no_rnd_params(trial.params)
 
