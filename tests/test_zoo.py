@@ -113,7 +113,7 @@ def test_sampled_policy_kwargs_are_merged_into_the_yaml() -> None:
         "learning_rate": 1e-3,
         "ent_coef": 1e-4,
         "clip_range": 0.2,
-        "n_epochs": 5,
+        "n_epochs": 10,
         "max_grad_norm": 0.5,
         "net_arch": "tiny",
         "activation_fn": "relu",
