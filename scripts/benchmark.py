@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import sys
@@ -190,8 +191,8 @@ def ppo_contenders() -> dict[str, tuple[Factory, bool, int]]:
 
 def run_one(factory: Factory, stacked: bool, n_envs: int, args: argparse.Namespace, seed: int) -> dict[str, Any]:
     # flat_box: every contender sees the same Box observations (one-hot for popgym's discrete ones)
-    env: VecEnv = make_memory_vec_env(args.env, n_envs=n_envs, seed=seed, flat_box=True)
-    eval_env: VecEnv = make_memory_vec_env(args.env, n_envs=1, seed=seed + 10_000, flat_box=True)
+    env: VecEnv = make_memory_vec_env(args.env, n_envs=n_envs, seed=seed, flat_box=True, **args.env_kwargs)
+    eval_env: VecEnv = make_memory_vec_env(args.env, n_envs=1, seed=seed + 10_000, flat_box=True, **args.env_kwargs)
     if args.normalize:
         # rl-zoo's `normalize: True` (as in its ppo_lstm entries): running obs/reward normalisation; the eval env
         # uses the training statistics and raw rewards
@@ -224,6 +225,9 @@ def main() -> None:
     parser.add_argument("--burn-in-ablation", action="store_true", help="dqn: add RecurrentDQN GRU with burn_in=0")
     parser.add_argument("--env", default="CartPoleNoVel-v1")
     parser.add_argument(
+        "--env-kwargs", type=json.loads, default={}, help='JSON passed to gym.make, e.g. \'{"k": 8}\' for popgym RepeatPrevious'
+    )
+    parser.add_argument(
         "--normalize",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -254,7 +258,7 @@ def main() -> None:
     contrib = results.get("sb3-contrib RecurrentPPO (LSTM)")
     contrib_fps = float(np.median([r["fps"] for r in contrib])) if contrib else None
     lines = [
-        f"# Benchmark: {args.env}, {args.timesteps} steps, seeds {args.seeds}",
+        f"# Benchmark: {args.env} {args.env_kwargs or ''}, {args.timesteps} steps, seeds {args.seeds}",
         "",
         f"- command: `python {' '.join(sys.argv)}`",
         f"- date: {datetime.date.today()}; machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}; "
@@ -282,7 +286,7 @@ def main() -> None:
     print(table)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"{args.family}_{args.env}"
+    stem = f"{args.family}_{args.env}" + "".join(f"_{key}{value}" for key, value in args.env_kwargs.items())
     (out / f"{stem}.md").write_text(table + "\n")
 
     import matplotlib
