@@ -225,7 +225,10 @@ def main() -> None:
     parser.add_argument("--burn-in-ablation", action="store_true", help="dqn: add RecurrentDQN GRU with burn_in=0")
     parser.add_argument("--env", default="CartPoleNoVel-v1")
     parser.add_argument(
-        "--env-kwargs", type=json.loads, default={}, help='JSON passed to gym.make, e.g. \'{"k": 8}\' for popgym RepeatPrevious'
+        "--env-kwargs",
+        type=json.loads,
+        default={},
+        help="JSON passed to gym.make, e.g. '{\"k\": 8}' for popgym RepeatPrevious",
     )
     parser.add_argument(
         "--normalize",
