@@ -234,6 +234,9 @@ def test_save_load_with_and_without_replay_buffer(tmp_path) -> None:
             np.testing.assert_allclose(a, b, atol=1e-6)
         obs, _, dones, _ = env.step(actions_a)
         starts = dones
+    # loading without an env (as rl-zoo's enjoy does) gives the same actions too
+    loaded_without_env = RecurrentDQN.load(tmp_path / "model")
+    assert np.array_equal(loaded_without_env.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
     # without the buffer: an empty one; with it: the same sequences and the same loss on a batch
     assert loaded.replay_buffer.n_sequences() == 0
     loaded.load_replay_buffer(tmp_path / "buffer")

@@ -198,9 +198,11 @@ class RecurrentDQN(OffPolicyAlgorithm):
             support_multi_env=True,
             supported_action_spaces=None,
         )
-        if not isinstance(self.action_space, spaces.Discrete):
+        # without an env (``load(path)`` with no env) the spaces come later, from the saved model
+        action_space = getattr(self, "action_space", None)
+        if action_space is not None and not isinstance(action_space, spaces.Discrete):
             raise ValueError(
-                f"RecurrentDQN supports Discrete action spaces only, got {self.action_space}; "
+                f"RecurrentDQN supports Discrete action spaces only, got {action_space}; "
                 "use RecurrentPPORND for Box, MultiDiscrete or MultiBinary actions"
             )
         self.target_update_interval = target_update_interval
