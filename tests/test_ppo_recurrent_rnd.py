@@ -272,3 +272,10 @@ def test_policy_kwargs_of_the_caller_are_not_modified():
     from sb3_contrib import RecurrentPPO
 
     RecurrentPPO("MlpLstmPolicy", "CartPoleNoVel-v1", policy_kwargs=policy_kwargs, n_steps=16, batch_size=16)
+
+
+def test_predictor_step_with_no_sampled_step_is_skipped():
+    # a tiny share of a tiny minibatch can draw no step: that must not raise
+    model = _model(use_rnd=True, rnd_pred_exp_proportion=1e-9, init_norm_steps=None)
+    model.learn(2 * model.n_steps * model.n_envs)
+    assert model.num_timesteps >= 2 * model.n_steps * model.n_envs

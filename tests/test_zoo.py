@@ -126,7 +126,8 @@ def test_sampled_policy_kwargs_are_merged_into_the_yaml() -> None:
         "one_minus_int_gamma": 0.01,
         "int_adv_coef": 0.5,
     }
-    yaml_hyperparams = {"policy": "MlpLstmPolicy", "policy_kwargs": {"ortho_init": False, "rnn_hidden_size": 64}}
+    # sb3-contrib's name in the YAML, as rl-zoo's ppo_lstm entries write it
+    yaml_hyperparams = {"policy": "MlpLstmPolicy", "policy_kwargs": {"ortho_init": False, "lstm_hidden_size": 64}}
     token = _yaml_hyperparams.set(yaml_hyperparams)
     try:
         sampled = HYPERPARAMS_SAMPLER["recurrent_ppo_rnd"](optuna.trial.FixedTrial(params), 2, 8, {})
@@ -134,6 +135,7 @@ def test_sampled_policy_kwargs_are_merged_into_the_yaml() -> None:
         _yaml_hyperparams.reset(token)
     kwargs = sampled["policy_kwargs"]
     assert kwargs["ortho_init"] is False  # kept from the YAML
+    assert "lstm_hidden_size" not in kwargs  # replaced by the sampled rnn_hidden_size, not contradicting it
     assert kwargs["rnn_hidden_size"] == 32 and kwargs["rnn_num_layers"] == 2 and kwargs["fc_hid_layers"] == [64]
     assert sampled["policy"] == "MlpGruPolicy"  # the sampled cell switches the alias
     assert sampled["seq_len"] == 16 and sampled["batch_size"] == 64 and sampled["int_gamma"] == pytest.approx(0.99)

@@ -464,7 +464,10 @@ class RecurrentPPORND(OnPolicyAlgorithm):
         assert batch.rnd_inputs is not None
         inputs = batch.rnd_inputs[batch.mask]
         keep = th.rand(inputs.shape[0], device=inputs.device) < self.rnd_pred_exp_proportion
-        rnd_loss = self.rnd.prediction_error(inputs[keep]).mean() if keep.any() else inputs.new_zeros(())
+        if not keep.any():
+            # a small minibatch can draw no step at all: no predictor update then (a zero loss has no graph)
+            return float("nan")
+        rnd_loss = self.rnd.prediction_error(inputs[keep]).mean()
         self.rnd_optimizer.zero_grad()
         rnd_loss.backward()
         th.nn.utils.clip_grad_norm_(self.rnd.predictor.parameters(), self.max_grad_norm, foreach=True)
@@ -486,8 +489,8 @@ class RecurrentPPORND(OnPolicyAlgorithm):
         if self.use_rnd:
             self.logger.record("train/int_value_loss", np.mean(logs["int_v"]))
             self.logger.record("train/int_explained_variance", explained_variance(old_values[:, 1], returns[:, 1]))
-            if logs["rnd"]:
-                self.logger.record("train/rnd_loss", np.mean(logs["rnd"]))
+            if logs["rnd"] and not np.all(np.isnan(logs["rnd"])):
+                self.logger.record("train/rnd_loss", float(np.nanmean(logs["rnd"])))
         if hasattr(self.policy, "log_std"):
             self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")

@@ -34,6 +34,7 @@ import rl_zoo3.utils
 from sb3_recurrent_ext.common.envs import register_memory_suites
 from sb3_recurrent_ext.common.recurrent.spec import net_spec_to_kwargs
 from sb3_recurrent_ext.dqn_recurrent import RecurrentDQN
+from sb3_recurrent_ext.ppo_recurrent_rnd.policies import SB3_CONTRIB_ALIASES
 from sb3_recurrent_ext.ppo_recurrent_rnd import RecurrentPPORND
 from sb3_recurrent_ext.zoo import samplers
 
@@ -79,7 +80,11 @@ def switch_cell(policy: Any, cell_type: str) -> Any:
 def merge_sampled(yaml_hyperparams: dict[str, Any], sampled: dict[str, Any]) -> dict[str, Any]:
     """Sampled hyperparameters whose ``policy_kwargs`` extend the YAML's instead of replacing them."""
     merged = dict(sampled)
-    yaml_policy_kwargs = yaml_hyperparams.get("policy_kwargs") or {}
+    yaml_policy_kwargs = dict(yaml_hyperparams.get("policy_kwargs") or {})
+    # a YAML in sb3-contrib's names (lstm_hidden_size=64) must not contradict a sampled rnn_hidden_size
+    for alias, ours in SB3_CONTRIB_ALIASES.items():
+        if ours in sampled.get("policy_kwargs", {}):
+            yaml_policy_kwargs.pop(alias, None)
     merged["policy_kwargs"] = {**yaml_policy_kwargs, **sampled.get("policy_kwargs", {})}
     cell_type = merged["policy_kwargs"].get("cell_type")
     if cell_type is not None and "policy" in yaml_hyperparams:
