@@ -34,8 +34,8 @@ import rl_zoo3.utils
 from sb3_recurrent_ext.common.envs import register_memory_suites
 from sb3_recurrent_ext.common.recurrent.spec import net_spec_to_kwargs
 from sb3_recurrent_ext.dqn_recurrent import RecurrentDQN
-from sb3_recurrent_ext.ppo_recurrent_rnd.policies import SB3_CONTRIB_ALIASES
 from sb3_recurrent_ext.ppo_recurrent_rnd import RecurrentPPORND
+from sb3_recurrent_ext.ppo_recurrent_rnd.policies import SB3_CONTRIB_ALIASES
 from sb3_recurrent_ext.zoo import samplers
 
 OUR_ALGOS: dict[str, type] = {
