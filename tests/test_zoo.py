@@ -328,18 +328,9 @@ def test_train_enjoy_and_plot_from_the_command_line(tmp_path: Path) -> None:
     assert enjoy.returncode == 0, enjoy.stderr[-2000:]
     assert "Mean reward" in enjoy.stdout
     png = tmp_path / "curves.png"
+    plot_zoo = [sys.executable, str(REPO / "scripts" / "plot_zoo.py")]
     plot = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "scripts" / "plot_zoo.py"),
-            "-a",
-            "recurrent_ppo",
-            "-e",
-            "CartPoleNoVel-v1",
-            "-f",
-            str(logs),
-        ]
-        + ["-w", "5", "--out", str(png)],
+        [*plot_zoo, "-a", "recurrent_ppo", "-e", "CartPoleNoVel-v1", "-f", str(logs), "-w", "5", "--out", str(png)],
         capture_output=True,
         text=True,
         timeout=600,
