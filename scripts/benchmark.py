@@ -225,6 +225,12 @@ def main() -> None:
     parser.add_argument("--burn-in-ablation", action="store_true", help="dqn: add RecurrentDQN GRU with burn_in=0")
     parser.add_argument("--env", default="CartPoleNoVel-v1")
     parser.add_argument(
+        "--recurrent-dqn-kwargs",
+        type=json.loads,
+        default={},
+        help='JSON merged into RecurrentDQN\'s arguments, e.g. \'{"seq_len": 32, "burn_in": 16, "n_step": 1}\'',
+    )
+    parser.add_argument(
         "--env-kwargs",
         type=json.loads,
         default={},
@@ -244,6 +250,7 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks")
     args = parser.parse_args()
     th.set_num_threads(args.threads)
+    RECURRENT_DQN.update(args.recurrent_dqn_kwargs)
     if args.normalize is None:
         args.normalize = args.family == "ppo"
 
@@ -266,7 +273,7 @@ def main() -> None:
         f"- command: `python {' '.join(sys.argv)}`",
         f"- date: {datetime.date.today()}; machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}; "
         f"torch {th.__version__}, torch threads {args.threads}; " + HYPERPARAMETER_NOTE[args.family],
-        f"- VecNormalize: {args.normalize}\n"
+        f"- VecNormalize: {args.normalize}; RecurrentDQN overrides: {args.recurrent_dqn_kwargs or 'none'}\n"
         f"- evaluation: {'stochastic' if args.family == 'rnd' else 'deterministic'}, {args.eval_episodes} episodes "
         "on a separately seeded env, hidden state carried",
         "",
