@@ -16,6 +16,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import LinearSchedule, obs_as_tensor, polyak_update
 
+from sb3_recurrent_ext.common.recurrent.nets import _check_positive_int
 from sb3_recurrent_ext.dqn_recurrent.buffers import (
     SequenceReplayBufferMixin,
     SequenceReplaySamples,
@@ -40,12 +41,6 @@ LOSSES: dict[str, Callable[..., th.Tensor]] = {
     "HuberLoss": F.huber_loss,
     "MSELoss": F.mse_loss,
 }
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
-    return int(value)
 
 
 def _check_unit(name: str, value: float) -> float:
@@ -152,14 +147,16 @@ class RecurrentDQN(OffPolicyAlgorithm):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ) -> None:
-        self.seq_len = _check_int("seq_len", seq_len, 1)
-        self.burn_in = _check_int("burn_in", burn_in, 0)
-        self.n_step = _check_int("n_step", n_step, 1)
-        _check_int("batch_size", batch_size, 1)
-        _check_int("buffer_size", buffer_size, 1)
-        _check_int("target_update_interval", target_update_interval, 1)
-        self.sequence_stride = _check_int(
-            "sequence_stride", max(1, seq_len // 2) if sequence_stride is None else sequence_stride, 1
+        self.seq_len = _check_positive_int(seq_len, "seq_len")
+        if isinstance(burn_in, bool) or not isinstance(burn_in, int | np.integer) or burn_in < 0:
+            raise ValueError(f"burn_in={burn_in!r} must be a non-negative integer (0: no burn-in)")
+        self.burn_in = int(burn_in)
+        self.n_step = _check_positive_int(n_step, "n_step")
+        _check_positive_int(batch_size, "batch_size")
+        _check_positive_int(buffer_size, "buffer_size")
+        _check_positive_int(target_update_interval, "target_update_interval")
+        self.sequence_stride = _check_positive_int(
+            max(1, seq_len // 2) if sequence_stride is None else sequence_stride, "sequence_stride"
         )
         _check_unit("gamma", gamma)
         _check_unit("tau", tau)
