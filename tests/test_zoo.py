@@ -230,6 +230,47 @@ def test_an_interrupted_study_resumes_from_its_sqlite_file(tmp_path: Path) -> No
     assert all("'net_arch': [64]" in t.user_attrs["policy_kwargs"] for t in study.trials)
 
 
+def test_best_trial_as_a_zoo_config_entry(tmp_path: Path) -> None:
+    from rl_zoo3.hyperparams_opt import HYPERPARAMS_SAMPLER
+
+    register()
+    storage = f"sqlite:///{tmp_path / 'recurrent_dqn' / 'CartPoleNoVel-v1_optuna.db'}"
+    (tmp_path / "recurrent_dqn").mkdir()
+    study = optuna.create_study(study_name="recurrent_dqn_CartPoleNoVel-v1", storage=storage, direction="maximize")
+    yaml_entry = yaml.safe_load((ZOO_CONFIGS / "recurrent_dqn.yml").read_text())["CartPoleNoVel-v1"]
+    token = _yaml_hyperparams.set({**yaml_entry, "policy_kwargs": {"rnn_hidden_size": 64, "net_arch": [64]}})
+    try:
+        for value in (10.0, 30.0, 20.0):
+            trial = study.ask()
+            HYPERPARAMS_SAMPLER["recurrent_dqn"](trial, 2, 8, {})
+            study.tell(trial, value)
+    finally:
+        _yaml_hyperparams.reset(token)
+    best = study.trials[1]
+    out = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "best_hyperparams.py"), "--algo", "recurrent_dqn"]
+        + ["--env", "CartPoleNoVel-v1", "-f", str(tmp_path)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    assert out.startswith("# source: tuner, study 'recurrent_dqn_CartPoleNoVel-v1': trial 1 (value 30.0) of 3 trials")
+    entry = yaml.safe_load(out)["CartPoleNoVel-v1"]
+    # the YAML's keys that were not sampled are kept, the sampled ones converted (gamma, not one_minus_gamma)
+    assert entry["n_envs"] == yaml_entry["n_envs"] and entry["learning_starts"] == yaml_entry["learning_starts"]
+    assert entry["gamma"] == pytest.approx(1 - best.params["one_minus_gamma"])
+    assert entry["burn_in"] == int(best.params["seq_len"] * best.params["burn_in_fraction"])
+    # policy_kwargs: rl-zoo's string, equal to what the trial's model was given
+    assert eval(entry["policy_kwargs"]) == eval(best.user_attrs["policy_kwargs"])
+    assert entry["policy"] == {"GRU": "MlpGruPolicy", "LSTM": "MlpLstmPolicy"}[best.params["cell_type"]]
+    config = tmp_path / "tuned.yml"
+    config.write_text(out)
+    model, _ = _experiment("recurrent_dqn", "CartPoleNoVel-v1", tmp_path, config).setup_experiment()
+    assert model.seq_len == best.params["seq_len"] and model.n_step == best.params["n_step"]
+    model.get_env().close()
+
+
 def _postgres_binaries() -> Path | None:
     found = shutil.which("initdb")
     if found:
