@@ -230,6 +230,9 @@ def test_an_interrupted_study_resumes_from_its_sqlite_file(tmp_path: Path) -> No
     assert all("'net_arch': [64]" in t.user_attrs["policy_kwargs"] for t in study.trials)
 
 
+BEST_ARGS = ["--algo", "recurrent_dqn", "--env", "CartPoleNoVel-v1"]
+
+
 def test_best_trial_as_a_zoo_config_entry(tmp_path: Path) -> None:
     from rl_zoo3.hyperparams_opt import HYPERPARAMS_SAMPLER
 
@@ -248,8 +251,7 @@ def test_best_trial_as_a_zoo_config_entry(tmp_path: Path) -> None:
         _yaml_hyperparams.reset(token)
     best = study.trials[1]
     out = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "best_hyperparams.py"), "--algo", "recurrent_dqn"]
-        + ["--env", "CartPoleNoVel-v1", "-f", str(tmp_path)],
+        [sys.executable, str(REPO / "scripts" / "best_hyperparams.py"), *BEST_ARGS, "-f", str(tmp_path)],
         check=True,
         capture_output=True,
         text=True,
