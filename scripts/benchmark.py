@@ -179,6 +179,20 @@ def ppo_contenders() -> dict[str, tuple[Factory, bool, int]]:
             False,
             N_ENVS,
         ),
+        # torch initialises GRU weights uniformly; orthogonal weights (SLM's init_fn) made GRU more seed-robust here
+        "RecurrentPPORND GRU init_fn=orthogonal_, use_rnd=False": (
+            lambda env, seed: RecurrentPPORND(
+                "MlpGruPolicy",
+                env,
+                use_rnd=False,
+                seq_len=16,
+                policy_kwargs={**ZOO_LSTM_POLICY, "init_fn": "orthogonal_"},
+                seed=seed,
+                **ZOO_PPO_LSTM,
+            ),
+            False,
+            N_ENVS,
+        ),
         "RecurrentPPORND LSTM, use_rnd=True": (
             lambda env, seed: RecurrentPPORND(
                 "MlpLstmPolicy", env, use_rnd=True, seq_len=16, policy_kwargs=ZOO_LSTM_POLICY, seed=seed, **ZOO_PPO_LSTM
