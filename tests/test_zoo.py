@@ -273,6 +273,23 @@ def test_best_trial_as_a_zoo_config_entry(tmp_path: Path) -> None:
     model.get_env().close()
 
 
+def test_best_trial_bad_input_names_the_problem() -> None:
+    from sb3_recurrent_ext.zoo.best import best_trial, trial_entry
+
+    study = optuna.create_study(study_name="empty", direction="maximize")
+    with pytest.raises(ValueError, match="study 'empty' has no complete trial"):
+        best_trial(study)
+    # a trial that raised (recorded as failed, see the objective wrapper) is never the best
+    study.add_trial(optuna.trial.create_trial(params={}, distributions={}, state=optuna.trial.TrialState.FAIL))
+    with pytest.raises(ValueError, match="no complete trial with a value"):
+        best_trial(study)
+    with pytest.raises(ValueError, match=r"trial_number=7 is not in study 'empty' \(trials: \[0\]\)"):
+        best_trial(study, 7)
+    assert best_trial(study, 0).number == 0
+    with pytest.raises(ValueError, match="algo='ppo' has no sampler here; allowed values"):
+        trial_entry(study.trials[0], "ppo", {})
+
+
 def _postgres_binaries() -> Path | None:
     found = shutil.which("initdb")
     if found:

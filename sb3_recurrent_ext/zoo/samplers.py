@@ -28,8 +28,8 @@ def _suggest_ppo(trial: optuna.Trial) -> None:
     """
     trial.suggest_int("batch_size_pow", 6, 10)
     trial.suggest_int("n_steps_pow", 5, 9)
-    # gamma 0.9-0.9999 (rl-zoo samples 0.97-0.9999): short-horizon tasks need less, rl-zoo's own Pendulum entries
-    # use 0.9, and a study on PendulumNoVel with rl-zoo's range found no trial that learned
+    # gamma 0.9-0.9999 (rl-zoo samples 0.97-0.9999): short-horizon tasks need less, and rl-zoo's own Pendulum entries
+    # use 0.9. On PendulumNoVel, 8 trials in rl-zoo's range learned nothing (best -1029.6); 10 in this one: -518.8
     trial.suggest_float("one_minus_gamma", 0.0001, 0.1, log=True)
     trial.suggest_float("one_minus_gae_lambda", 0.0001, 0.25, log=True)
     trial.suggest_float("learning_rate", 1e-5, 0.003, log=True)
