@@ -9,7 +9,6 @@ needs the converted hyperparameters, merged into the entry the study ran with (i
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import optuna
@@ -70,11 +69,8 @@ def best_trial(study: optuna.Study, trial_number: int | None = None) -> optuna.t
         if trial_number not in numbers:
             raise ValueError(f"trial_number={trial_number} is not in study {study.study_name!r} (trials: {numbers})")
         return study.trials[numbers.index(trial_number)]
-    complete = [
-        trial
-        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        if trial.value is not None and not math.isnan(trial.value)
-    ]
+    # optuna records a NaN objective (a trial that raised, see the objective wrapper) as FAIL, never COMPLETE
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not complete:
         raise ValueError(f"study {study.study_name!r} has no complete trial with a value")
     return max(complete, key=lambda trial: trial.value)  # type: ignore[arg-type, return-value]
