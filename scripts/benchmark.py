@@ -53,6 +53,24 @@ ZOO_PPO_LSTM = dict(
     clip_range=lambda progress: 0.2 * progress,
 )
 ZOO_LSTM_POLICY = dict(ortho_init=False, activation_fn=nn.ReLU, lstm_hidden_size=64, net_arch=dict(pi=[64], vf=[64]))
+# rl-zoo's ppo_lstm entry for PendulumNoVel-v1 (4 envs; batch_size is RecurrentPPO's default, the entry sets none)
+ZOO_PPO_LSTM_PENDULUM = dict(
+    n_steps=1024,
+    batch_size=128,
+    gae_lambda=0.95,
+    gamma=0.9,
+    n_epochs=10,
+    ent_coef=0.0,
+    learning_rate=1e-3,
+    clip_range=0.2,
+    use_sde=True,
+    sde_sample_freq=4,
+)
+# env id -> (PPO hyperparameters, policy kwargs, number of envs); any other env uses CartPoleNoVel-v1's
+PPO_HYPERPARAMETERS: dict[str, tuple[dict[str, Any], dict[str, Any], int]] = {
+    "CartPoleNoVel-v1": (ZOO_PPO_LSTM, ZOO_LSTM_POLICY, 8),
+    "PendulumNoVel-v1": (ZOO_PPO_LSTM_PENDULUM, ZOO_LSTM_POLICY, 4),
+}
 N_ENVS = 8
 FRAME_STACK = 4
 # rl-zoo's tuned DQN hyperparameters for CartPole-v1 (one env), for SB3's DQN
@@ -94,7 +112,8 @@ class EpisodeReturns(BaseCallback):
 
 Factory = Callable[[VecEnv, int], BaseAlgorithm]
 HYPERPARAMETER_NOTE = {
-    "ppo": f"{N_ENVS} envs; rl-zoo ppo_lstm hyperparameters (CartPoleNoVel-v1) for every contender",
+    "ppo": "rl-zoo's ppo_lstm hyperparameters and n_envs for the env (CartPoleNoVel-v1's for envs it has none for) "
+    "for every contender",
     "rnd": f"{N_ENVS} envs; RecurrentPPORND GRU with MINIGRID_PPO (scripts/benchmark.py), RND off vs on; "
     "stochastic evaluation (MiniGrid's deterministic greedy policy loops)",
     "dqn": f"SB3 DQN: 1 env, rl-zoo's CartPole-v1 DQN hyperparameters; RecurrentDQN: {N_ENVS} envs, learning_starts 2000, "
@@ -147,59 +166,39 @@ def rnd_contenders() -> dict[str, tuple[Factory, bool, int]]:
     }
 
 
-def ppo_contenders() -> dict[str, tuple[Factory, bool, int]]:
-    """name -> (model factory, frame-stacked env?, number of envs)."""
+def ppo_contenders(env_id: str, recurrent_ppo_kwargs: dict[str, Any]) -> dict[str, tuple[Factory, bool, int]]:
+    """name -> (model factory, frame-stacked env?, number of envs), with rl-zoo's ppo_lstm values for ``env_id``.
+
+    ``recurrent_ppo_kwargs`` (``--recurrent-ppo-kwargs``) is merged into every RecurrentPPORND's arguments.
+    """
+    hyperparameters, lstm_policy, n_envs = PPO_HYPERPARAMETERS.get(env_id, PPO_HYPERPARAMETERS["CartPoleNoVel-v1"])
+
+    def ours(policy: str, use_rnd: bool, **policy_kwargs: Any) -> Factory:
+        kwargs = {**hyperparameters, "seq_len": 16, **recurrent_ppo_kwargs}
+        return lambda env, seed: RecurrentPPORND(
+            policy, env, use_rnd=use_rnd, policy_kwargs={**lstm_policy, **policy_kwargs}, seed=seed, **kwargs
+        )
+
+    def sb3_ppo(env: VecEnv, seed: int) -> BaseAlgorithm:
+        return PPO("MlpPolicy", env, policy_kwargs=dict(net_arch=[64]), seed=seed, **hyperparameters)
+
     return {
         "sb3-contrib RecurrentPPO (LSTM)": (
-            lambda env, seed: RecurrentPPO("MlpLstmPolicy", env, policy_kwargs=ZOO_LSTM_POLICY, seed=seed, **ZOO_PPO_LSTM),
+            lambda env, seed: RecurrentPPO("MlpLstmPolicy", env, policy_kwargs=lstm_policy, seed=seed, **hyperparameters),
             False,
-            N_ENVS,
+            n_envs,
         ),
-        "SB3 PPO (no memory)": (
-            lambda env, seed: PPO("MlpPolicy", env, policy_kwargs=dict(net_arch=[64]), seed=seed, **ZOO_PPO_LSTM),
-            False,
-            N_ENVS,
-        ),
-        f"SB3 PPO + VecFrameStack({FRAME_STACK})": (
-            lambda env, seed: PPO("MlpPolicy", env, policy_kwargs=dict(net_arch=[64]), seed=seed, **ZOO_PPO_LSTM),
-            True,
-            N_ENVS,
-        ),
-        "RecurrentPPORND LSTM, use_rnd=False": (
-            lambda env, seed: RecurrentPPORND(
-                "MlpLstmPolicy", env, use_rnd=False, seq_len=16, policy_kwargs=ZOO_LSTM_POLICY, seed=seed, **ZOO_PPO_LSTM
-            ),
-            False,
-            N_ENVS,
-        ),
-        "RecurrentPPORND GRU, use_rnd=False": (
-            lambda env, seed: RecurrentPPORND(
-                "MlpGruPolicy", env, use_rnd=False, seq_len=16, policy_kwargs=ZOO_LSTM_POLICY, seed=seed, **ZOO_PPO_LSTM
-            ),
-            False,
-            N_ENVS,
-        ),
+        "SB3 PPO (no memory)": (sb3_ppo, False, n_envs),
+        f"SB3 PPO + VecFrameStack({FRAME_STACK})": (sb3_ppo, True, n_envs),
+        "RecurrentPPORND LSTM, use_rnd=False": (ours("MlpLstmPolicy", False), False, n_envs),
+        "RecurrentPPORND GRU, use_rnd=False": (ours("MlpGruPolicy", False), False, n_envs),
         # torch initialises GRU weights uniformly; with orthogonal ones (SLM's init_fn) 4 of 5 seeds reached 475, not 3
         "RecurrentPPORND GRU init_fn=orthogonal_, use_rnd=False": (
-            lambda env, seed: RecurrentPPORND(
-                "MlpGruPolicy",
-                env,
-                use_rnd=False,
-                seq_len=16,
-                policy_kwargs={**ZOO_LSTM_POLICY, "init_fn": "orthogonal_"},
-                seed=seed,
-                **ZOO_PPO_LSTM,
-            ),
+            ours("MlpGruPolicy", False, init_fn="orthogonal_"),
             False,
-            N_ENVS,
+            n_envs,
         ),
-        "RecurrentPPORND LSTM, use_rnd=True": (
-            lambda env, seed: RecurrentPPORND(
-                "MlpLstmPolicy", env, use_rnd=True, seq_len=16, policy_kwargs=ZOO_LSTM_POLICY, seed=seed, **ZOO_PPO_LSTM
-            ),
-            False,
-            N_ENVS,
-        ),
+        "RecurrentPPORND LSTM, use_rnd=True": (ours("MlpLstmPolicy", True), False, n_envs),
     }
 
 
@@ -245,6 +244,12 @@ def main() -> None:
         help='JSON merged into RecurrentDQN\'s arguments, e.g. \'{"seq_len": 32, "burn_in": 16, "n_step": 1}\'',
     )
     parser.add_argument(
+        "--recurrent-ppo-kwargs",
+        type=json.loads,
+        default={},
+        help="ppo: JSON merged into every RecurrentPPORND's arguments (default seq_len 16), e.g. '{\"seq_len\": 64}'",
+    )
+    parser.add_argument(
         "--env-kwargs",
         type=json.loads,
         default={},
@@ -268,9 +273,12 @@ def main() -> None:
     if args.normalize is None:
         args.normalize = args.family == "ppo"
 
-    family = {"ppo": ppo_contenders, "dqn": lambda: dqn_contenders(args.burn_in_ablation), "rnd": rnd_contenders}[
-        args.family
-    ]()
+    if args.family == "ppo":
+        family = ppo_contenders(args.env, args.recurrent_ppo_kwargs)
+    elif args.family == "dqn":
+        family = dqn_contenders(args.burn_in_ablation)
+    else:
+        family = rnd_contenders()
     chosen = {name: spec for name, spec in family.items() if not args.only or any(part in name for part in args.only)}
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in chosen}
     for seed in args.seeds:  # interleaved: A B C ... for each seed
@@ -287,7 +295,8 @@ def main() -> None:
         f"- command: `python {' '.join(sys.argv)}`",
         f"- date: {datetime.date.today()}; machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}; "
         f"torch {th.__version__}, torch threads {args.threads}; " + HYPERPARAMETER_NOTE[args.family],
-        f"- VecNormalize: {args.normalize}; RecurrentDQN overrides: {args.recurrent_dqn_kwargs or 'none'}\n"
+        f"- VecNormalize: {args.normalize}; RecurrentDQN overrides: {args.recurrent_dqn_kwargs or 'none'}; "
+        f"RecurrentPPORND overrides: {args.recurrent_ppo_kwargs or 'none'}\n"
         f"- evaluation: {'stochastic' if args.family == 'rnd' else 'deterministic'}, {args.eval_episodes} episodes "
         "on a separately seeded env, hidden state carried",
         "",

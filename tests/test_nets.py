@@ -24,6 +24,46 @@ def test_sequence_call_equals_step_by_step(cell_type):
     assert len(final.tensors) == (2 if cell_type == "LSTM" else 1)
 
 
+@pytest.mark.parametrize(
+    "cell_type, rnn_kwargs",
+    [
+        ("LSTM", {}),
+        ("GRU", {}),
+        ("RNN", {}),
+        ("RNN", {"nonlinearity": "relu"}),
+        ("LSTM", {"bias": False}),
+        ("GRU", {"bias": False}),
+    ],
+)
+def test_one_step_cells_equal_the_torch_module(cell_type, rnn_kwargs):
+    """A one-step call runs torch's cell functions; outputs, states and gradients equal nn.LSTM/GRU/RNN's."""
+    th.manual_seed(0)
+    net = RecurrentNet(5, cell_type=cell_type, rnn_hidden_size=12, rnn_num_layers=2, rnn_kwargs=rnn_kwargs)
+    assert net._cells_match_rnn()  # so the call below takes the cell path
+    x = th.randn(4, 1, 5, requires_grad=True)
+    state = RecurrentState(tuple(th.randn_like(t) for t in net.initial_state(4).tensors))
+    out, final = net(x, state)
+    module_out, module_final = net.rnn(net.fc(x), state.for_rnn())
+    th.testing.assert_close(out, module_out)
+    for a, b in zip(final.tensors, RecurrentState.from_rnn(module_final).tensors, strict=True):
+        th.testing.assert_close(a, b)
+    (cell_grad,) = th.autograd.grad(out.sum() + sum(t.sum() for t in final.tensors), x)
+    (module_grad,) = th.autograd.grad(
+        module_out.sum() + sum(t.sum() for t in RecurrentState.from_rnn(module_final).tensors), x
+    )
+    th.testing.assert_close(cell_grad, module_grad)
+
+
+def test_one_step_falls_back_to_the_module_where_cells_differ():
+    """LSTM projections and dropout between layers while training are not what the cell functions compute."""
+    projected = RecurrentNet(5, cell_type="LSTM", rnn_hidden_size=12, rnn_kwargs={"proj_size": 6})
+    dropout = RecurrentNet(5, cell_type="GRU", rnn_hidden_size=12, rnn_num_layers=2, rnn_kwargs={"dropout": 0.5})
+    assert not projected._cells_match_rnn()
+    assert not dropout._cells_match_rnn()
+    dropout.eval()
+    assert dropout._cells_match_rnn()
+
+
 def test_padded_sequences_from_stored_states_match_a_rollout():
     """Cutting a rollout into sequences and running them from stored states gives the rollout's outputs."""
     th.manual_seed(1)

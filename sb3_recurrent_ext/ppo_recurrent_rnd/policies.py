@@ -70,12 +70,17 @@ class RecurrentMlpExtractor(nn.Module):
             tensors += self.critic_rnn.initial_state(batch_size, device).tensors
         return RecurrentState(tensors)
 
-    def forward(self, features: th.Tensor, state: RecurrentState) -> tuple[th.Tensor, th.Tensor, RecurrentState]:
+    def forward(
+        self, features: th.Tensor, state: RecurrentState, real_steps: th.Tensor | None = None
+    ) -> tuple[th.Tensor, th.Tensor, RecurrentState]:
         """One recurrent call per net over a padded batch of sequences.
 
         :param features: ``(n_seq, seq_len, features_dim)``.
         :param state: state before each sequence's first step.
-        :return: ``latent_pi (n_seq * seq_len, latent_dim_pi)``, ``latent_vf (n_seq * seq_len, latent_dim_vf)``, final state.
+        :param real_steps: ``(n_seq * seq_len,)`` booleans; if given, the MLPs after the recurrent layer run on
+            these rows only (padding can be a third of a minibatch and costs as much as a real step).
+        :return: ``latent_pi (N, latent_dim_pi)``, ``latent_vf (N, latent_dim_vf)`` and the final state, with
+            ``N = n_seq * seq_len``, or the number of real steps when ``real_steps`` is given.
         """
         n_seq, seq_len = features.shape[:2]
         k = self.n_actor_tensors
@@ -86,10 +91,11 @@ class RecurrentMlpExtractor(nn.Module):
             tensors += critic_state.tensors
         else:
             rnn_vf = rnn_pi if self.shared else features
-        # (n_seq, seq_len, H) -> (n_seq * seq_len, H)
-        latent_pi = self.policy_net(rnn_pi.reshape(n_seq * seq_len, -1))
-        latent_vf = self.value_net(rnn_vf.reshape(n_seq * seq_len, -1))
-        return latent_pi, latent_vf, RecurrentState(tensors)
+        # (n_seq, seq_len, H) -> (n_seq * seq_len, H) [-> (N real, H)]
+        rnn_pi, rnn_vf = rnn_pi.reshape(n_seq * seq_len, -1), rnn_vf.reshape(n_seq * seq_len, -1)
+        if real_steps is not None:
+            rnn_pi, rnn_vf = rnn_pi[real_steps], rnn_vf[real_steps]
+        return self.policy_net(rnn_pi), self.value_net(rnn_vf), RecurrentState(tensors)
 
 
 class RecurrentActorCriticPolicy(RecurrentPredictMixin, ActorCriticPolicy):
@@ -267,12 +273,12 @@ class RecurrentActorCriticPolicy(RecurrentPredictMixin, ActorCriticPolicy):
         return self.recurrent.initial_state(n_envs, self.device)
 
     def _latents(
-        self, obs: PyTorchObs, state: RecurrentState, n_seq: int, seq_len: int
+        self, obs: PyTorchObs, state: RecurrentState, n_seq: int, seq_len: int, real_steps: th.Tensor | None = None
     ) -> tuple[th.Tensor, th.Tensor, RecurrentState]:
         # (n_seq * seq_len, *obs_shape) -> (n_seq * seq_len, F) -> (n_seq, seq_len, F)
         features = self.extract_features(obs, self.features_extractor)
         assert isinstance(features, th.Tensor)
-        return self.recurrent(features.reshape(n_seq, seq_len, -1), state)
+        return self.recurrent(features.reshape(n_seq, seq_len, -1), state, real_steps)
 
     def forward(  # type: ignore[override]
         self, obs: PyTorchObs, state: RecurrentState, episode_starts: th.Tensor, deterministic: bool = False
@@ -294,16 +300,24 @@ class RecurrentActorCriticPolicy(RecurrentPredictMixin, ActorCriticPolicy):
         return self.value_net(latent_vf)
 
     def evaluate_sequences(
-        self, obs: PyTorchObs, actions: th.Tensor, state: RecurrentState, n_seq: int, seq_len: int
+        self,
+        obs: PyTorchObs,
+        actions: th.Tensor,
+        state: RecurrentState,
+        n_seq: int,
+        seq_len: int,
+        real_steps: th.Tensor | None = None,
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None, Distribution]:
         """Values, log-probs and entropies of a padded batch of sequences, in one recurrent call.
 
         :param obs: flattened padded sequences ``(n_seq * seq_len, *obs_shape)``.
-        :param actions: ``(n_seq * seq_len, *action_shape)``.
+        :param actions: ``(N, *action_shape)``: every padded step, or the real steps only when ``real_steps`` is given.
         :param state: state before each sequence's first step.
-        :return: values ``(n_seq * seq_len, n_value_heads)``, log-probs and entropies ``(n_seq * seq_len,)``, distribution.
+        :param real_steps: ``(n_seq * seq_len,)`` booleans; if given, the outputs cover these steps only.
+        :return: values ``(N, n_value_heads)``, log-probs and entropies ``(N,)`` and the distribution, where ``N`` is
+            ``n_seq * seq_len`` or the number of real steps.
         """
-        latent_pi, latent_vf, _ = self._latents(obs, state, n_seq, seq_len)
+        latent_pi, latent_vf, _ = self._latents(obs, state, n_seq, seq_len, real_steps)
         distribution = self._get_action_dist_from_latent(latent_pi)
         return self.value_net(latent_vf), distribution.log_prob(actions), distribution.entropy(), distribution
 

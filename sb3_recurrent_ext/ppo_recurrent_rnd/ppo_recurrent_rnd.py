@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -35,8 +37,19 @@ from sb3_recurrent_ext.ppo_recurrent_rnd.policies import (
 SelfRecurrentPPORND = TypeVar("SelfRecurrentPPORND", bound="RecurrentPPORND")
 
 
-def _masked_mean(x: th.Tensor, mask: th.Tensor) -> th.Tensor:
-    return (x * mask).sum() / mask.sum().clamp(min=1.0)
+@contextmanager
+def _distributions_unvalidated() -> Iterator[None]:
+    """Skip ``torch.distributions``' argument checks while learning, restoring the previous setting after.
+
+    The actions come from the policy's own distribution, so they are in its support by construction; the checks
+    cost about a third of a Categorical's sample + log-prob at rollout sizes (measured: 251 us -> 176 us).
+    """
+    previous = th.distributions.Distribution._validate_args
+    th.distributions.Distribution.set_default_validate_args(False)
+    try:
+        yield
+    finally:
+        th.distributions.Distribution.set_default_validate_args(previous)
 
 
 def _check_range(name: str, value: Any) -> tuple[float, float]:
@@ -50,7 +63,7 @@ class RecurrentPPORND(OnPolicyAlgorithm):
 
     Rollouts are cut into sequences (at every episode start and every ``seq_len`` steps) that start from the
     hidden state stored when their first step was collected; each minibatch of ``batch_size // seq_len``
-    sequences goes through the recurrent layer in one call, with masked losses.
+    sequences goes through the recurrent layer in one call; the heads and losses then see only the real steps.
 
     With ``use_rnd=True`` a fixed random target network and a trained predictor (separate from the policy) read
     the normalised observation and, optionally, the normalised hidden state; the prediction error, divided by
@@ -303,7 +316,8 @@ class RecurrentPPORND(OnPolicyAlgorithm):
         while n_steps < n_rollout_steps:
             if self.use_sde and self.sde_sample_freq > 0 and n_steps % self.sde_sample_freq == 0:
                 self.policy.reset_noise(env.num_envs)
-            with th.no_grad():
+            # inference mode: no autograd bookkeeping at all; these tensors never enter a backward pass
+            with th.inference_mode():
                 obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
                 episode_starts = th.as_tensor(self._last_episode_starts, dtype=th.float32, device=self.device)
                 state_before = state.reset(episode_starts)
@@ -375,7 +389,7 @@ class RecurrentPPORND(OnPolicyAlgorithm):
         self.logger.record("rollout/int_reward_mean", float(buffer.int_rewards.mean()))
 
     def train(self) -> None:
-        """PPO update over padded sequences: one recurrent call per minibatch, masked losses."""
+        """PPO update over padded sequences: one recurrent call per minibatch, losses over the real steps."""
         self.policy.set_training_mode(True)
         optimizers = [self.policy.optimizer] + ([self.rnd_optimizer] if self.use_rnd else [])
         self._update_learning_rate(optimizers)
@@ -385,6 +399,8 @@ class RecurrentPPORND(OnPolicyAlgorithm):
         rollout = self.rollout_buffer.to_sequences(self.seq_len, self._rollout_rnd_inputs_cache, n_streams)
         train_rnd = self.use_rnd and not self._rnd_warming_up()
 
+        # listed once: walking the module tree for every gradient step costs more than clipping
+        policy_parameters = list(self.policy.parameters())
         logs: dict[str, list[float]] = {key: [] for key in ("pg", "ext_v", "int_v", "ent", "kl", "clip", "rnd")}
         continue_training = True
         for _epoch in range(self.n_epochs):
@@ -402,7 +418,7 @@ class RecurrentPPORND(OnPolicyAlgorithm):
                     break
                 self.policy.optimizer.zero_grad()
                 loss.backward()
-                th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm, foreach=True)
+                th.nn.utils.clip_grad_norm_(policy_parameters, self.max_grad_norm, foreach=True)
                 self.policy.optimizer.step()
                 if train_rnd:
                     logs["rnd"].append(self._train_predictor(batch))
@@ -413,40 +429,39 @@ class RecurrentPPORND(OnPolicyAlgorithm):
 
     def _minibatch_losses(self, batch: SequenceBatch, clip_range: float, clip_range_vf: float | None) -> dict[str, th.Tensor]:
         n_seq, seq_len = batch.mask.shape
-        # (n_seq, seq_len, ...) -> (n_seq * seq_len, ...)
+        # (n_seq, seq_len, ...) -> (n_seq * seq_len, ...): the recurrent call runs over the padded batch
         flat = lambda x: x.reshape(n_seq * seq_len, *x.shape[2:])  # noqa: E731
         observations = (
             {k: flat(v) for k, v in batch.observations.items()}
             if isinstance(batch.observations, dict)
             else flat(batch.observations)
         )
-        actions = flat(batch.actions)
+        # everything after it only on the real steps: (n_seq, seq_len, ...) -> (N real, ...); plain means then
+        real_steps = flat(batch.mask)
+        real = lambda x: x[batch.mask]  # noqa: E731
+        actions = real(batch.actions)
         if isinstance(self.action_space, spaces.Discrete):
             actions = actions.long().flatten()
         values, log_prob, entropy, _ = self.policy.evaluate_sequences(
-            observations, actions, batch.initial_state, n_seq, seq_len
+            observations, actions, batch.initial_state, n_seq, seq_len, real_steps
         )
-        mask = flat(batch.mask).float()
-        advantages = flat(batch.advantages)
-        if self.normalize_advantage and mask.sum() > 1:
-            mean = _masked_mean(advantages, mask)
-            std = th.sqrt(_masked_mean((advantages - mean) ** 2, mask))
-            advantages = (advantages - mean) / (std + 1e-8)
-        ratio = th.exp(log_prob - flat(batch.old_log_prob))
-        policy_loss = -_masked_mean(
-            th.min(advantages * ratio, advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)), mask
-        )
-        old_values, returns = flat(batch.old_values), flat(batch.returns)
+        advantages = real(batch.advantages)
+        if self.normalize_advantage and len(advantages) > 1:
+            advantages = (advantages - advantages.mean()) / (advantages.std(correction=0) + 1e-8)
+        old_log_prob = real(batch.old_log_prob)
+        ratio = th.exp(log_prob - old_log_prob)
+        policy_loss = -th.min(advantages * ratio, advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)).mean()
+        old_values, returns = real(batch.old_values), real(batch.returns)
         if clip_range_vf is not None:
             values = old_values + th.clamp(values - old_values, -clip_range_vf, clip_range_vf)
-        # one squared error per stream: (N, n_streams) -> per-stream masked means
-        value_losses = [_masked_mean((returns[:, i] - values[:, i]) ** 2, mask) for i in range(values.shape[1])]
-        entropy_loss = -_masked_mean(entropy if entropy is not None else -log_prob, mask)
-        loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * sum(value_losses)
+        # one squared error per stream: (N, n_streams) -> per-stream means
+        value_losses = ((returns - values) ** 2).mean(dim=0)
+        entropy_loss = -(entropy if entropy is not None else -log_prob).mean()
+        loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_losses.sum()
         with th.no_grad():
-            log_ratio = log_prob - flat(batch.old_log_prob)
-            approx_kl = _masked_mean((th.exp(log_ratio) - 1) - log_ratio, mask)
-            clip_fraction = _masked_mean((th.abs(ratio - 1) > clip_range).float(), mask)
+            log_ratio = log_prob - old_log_prob
+            approx_kl = ((th.exp(log_ratio) - 1) - log_ratio).mean()
+            clip_fraction = (th.abs(ratio - 1) > clip_range).float().mean()
         losses = {
             "loss": loss,
             "pg": policy_loss,
@@ -508,14 +523,15 @@ class RecurrentPPORND(OnPolicyAlgorithm):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfRecurrentPPORND:
-        return super().learn(
-            total_timesteps=total_timesteps,
-            callback=callback,
-            log_interval=log_interval,
-            tb_log_name=tb_log_name,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
-        )
+        with _distributions_unvalidated():
+            return super().learn(
+                total_timesteps=total_timesteps,
+                callback=callback,
+                log_interval=log_interval,
+                tb_log_name=tb_log_name,
+                reset_num_timesteps=reset_num_timesteps,
+                progress_bar=progress_bar,
+            )
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "_last_state", "_rollout_rnd_inputs_cache", "rnd", "rnd_optimizer"]
