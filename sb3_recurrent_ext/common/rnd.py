@@ -45,11 +45,20 @@ class RNDNetworks(nn.Module):
                 nn.init.zeros_(module.bias)
         self.target.requires_grad_(False)
 
-    def prediction_error(self, x: th.Tensor) -> th.Tensor:
-        """Per-sample squared prediction error ``(batch, input_dim) -> (batch,)``; gradients reach the predictor only."""
+    def target_features(self, x: th.Tensor) -> th.Tensor:
+        """The fixed target's features ``(batch, input_dim) -> (batch, output_dim)``, without gradients."""
         with th.no_grad():
-            target = self.target(x)
-        return 0.5 * (self.predictor(x) - target).pow(2).sum(dim=-1)
+            return self.target(x)
+
+    def prediction_error(self, x: th.Tensor, target_features: th.Tensor | None = None) -> th.Tensor:
+        """Per-sample squared prediction error ``(batch, input_dim) -> (batch,)``; gradients reach the predictor only.
+
+        :param target_features: ``self.target_features(x)`` if already computed (the target never changes, so a
+            rollout's are computed once and reused by every predictor step).
+        """
+        if target_features is None:
+            target_features = self.target_features(x)
+        return 0.5 * (self.predictor(x) - target_features).pow(2).sum(dim=-1)
 
 
 class ClippedNormalizer:

@@ -30,6 +30,7 @@ class SequenceBatch:
     returns: th.Tensor  # (n_seq, seq_len, n_streams)
     mask: th.Tensor  # bool
     rnd_inputs: th.Tensor | None
+    rnd_targets: th.Tensor | None  # the RND target's features of rnd_inputs
     initial_state: RecurrentState
 
     @property
@@ -145,8 +146,14 @@ class RecurrentRNDRolloutBufferMixin:
             self.int_returns = returns[..., 1]
             self.advantages = self.advantages + int_adv_coef * advantages[..., 1]
 
-    def to_sequences(self, seq_len: int, rnd_inputs: th.Tensor | None, n_streams: int) -> SequenceBatch:
-        """Cut the whole rollout into padded sequences once per ``train()`` call."""
+    def to_sequences(
+        self, seq_len: int, rnd_inputs: th.Tensor | None, n_streams: int, rnd_targets: th.Tensor | None = None
+    ) -> SequenceBatch:
+        """Cut the whole rollout into padded sequences once per ``train()`` call.
+
+        :param rnd_inputs: ``(n_steps * n_envs, D)`` time-major RND inputs of the rollout, if RND is on.
+        :param rnd_targets: ``(n_steps * n_envs, output_dim)`` the RND target's features of those inputs.
+        """
         sequences = make_sequences(self.episode_starts, seq_len)
 
         def padded(array: np.ndarray) -> th.Tensor:
@@ -166,6 +173,7 @@ class RecurrentRNDRolloutBufferMixin:
             returns=padded(np.stack([self.returns, self.int_returns], axis=-1)[..., :n_streams]),
             mask=th.as_tensor(sequences.mask, device=self.device),
             rnd_inputs=None if rnd_inputs is None else sequences.pad(rnd_inputs),
+            rnd_targets=None if rnd_targets is None else sequences.pad(rnd_targets),
             initial_state=RecurrentState.from_flat(
                 th.as_tensor(start_states, device=self.device), self.n_state_tensors, self.state_layers, self.state_hidden
             ),

@@ -258,7 +258,8 @@ class RecurrentPPORND(OnPolicyAlgorithm):
         obs_dim = self._rnd_obs_dim()
         input_dim = obs_dim + (state_dim if self.rnd_use_hidden_state else 0)
         self.rnd = RNDNetworks(input_dim, self.rnd_hidden_sizes, self.rnd_output_dim).to(self.device)
-        self.rnd_optimizer = th.optim.Adam(self.rnd.predictor.parameters(), lr=self.lr_schedule(1), fused=True)
+        self._rnd_predictor_parameters = list(self.rnd.predictor.parameters())
+        self.rnd_optimizer = th.optim.Adam(self._rnd_predictor_parameters, lr=self.lr_schedule(1), fused=True)
         self.rnd_obs_normalizer = ClippedNormalizer((obs_dim,), self.obs_norm_clip_range)
         self.rnd_state_normalizer = ClippedNormalizer((state_dim,), self.hidden_state_norm_clip_range)
         self.int_reward_normalizer = IntrinsicRewardNormalizer(self.n_envs, self.int_gamma)
@@ -366,6 +367,7 @@ class RecurrentPPORND(OnPolicyAlgorithm):
                 th.as_tensor(dones, dtype=th.float32, device=self.device),
             )
         self._rollout_rnd_inputs_cache: th.Tensor | None = None
+        self._rollout_rnd_targets_cache: th.Tensor | None = None
         if self.use_rnd:
             self._compute_intrinsic_rewards()
         rollout_buffer.compute_two_stream_returns(
@@ -378,13 +380,15 @@ class RecurrentPPORND(OnPolicyAlgorithm):
     def _compute_intrinsic_rewards(self) -> None:
         """Intrinsic reward of every step in one batched call: prediction error on (obs_t, h_t), normalised."""
         inputs = self._rollout_rnd_inputs()
-        self._rollout_rnd_inputs_cache = inputs
+        # the target network is fixed: its features of this rollout serve every predictor step in train()
+        targets = self.rnd.target_features(inputs)
+        self._rollout_rnd_inputs_cache, self._rollout_rnd_targets_cache = inputs, targets
         buffer = self.rollout_buffer
         if self._rnd_warming_up():
             buffer.int_rewards[:] = 0.0
         else:
             with th.no_grad():
-                errors = self.rnd.prediction_error(inputs).cpu().numpy().reshape(self.n_steps, self.n_envs)
+                errors = self.rnd.prediction_error(inputs, targets).cpu().numpy().reshape(self.n_steps, self.n_envs)
             buffer.int_rewards[:] = self.int_reward_normalizer(errors)
         self.logger.record("rollout/int_reward_mean", float(buffer.int_rewards.mean()))
 
@@ -396,7 +400,9 @@ class RecurrentPPORND(OnPolicyAlgorithm):
         clip_range = self.clip_range(self._current_progress_remaining)  # type: ignore[operator]
         clip_range_vf = None if self.clip_range_vf is None else self.clip_range_vf(self._current_progress_remaining)  # type: ignore[operator]
         n_streams = 2 if self.use_rnd else 1
-        rollout = self.rollout_buffer.to_sequences(self.seq_len, self._rollout_rnd_inputs_cache, n_streams)
+        rollout = self.rollout_buffer.to_sequences(
+            self.seq_len, self._rollout_rnd_inputs_cache, n_streams, self._rollout_rnd_targets_cache
+        )
         train_rnd = self.use_rnd and not self._rnd_warming_up()
 
         # listed once: walking the module tree for every gradient step costs more than clipping
@@ -476,16 +482,16 @@ class RecurrentPPORND(OnPolicyAlgorithm):
 
     def _train_predictor(self, batch: SequenceBatch) -> float:
         """One predictor step on a ``rnd_pred_exp_proportion`` share of the minibatch's real steps."""
-        assert batch.rnd_inputs is not None
-        inputs = batch.rnd_inputs[batch.mask]
+        assert batch.rnd_inputs is not None and batch.rnd_targets is not None
+        inputs, targets = batch.rnd_inputs[batch.mask], batch.rnd_targets[batch.mask]
         keep = th.rand(inputs.shape[0], device=inputs.device) < self.rnd_pred_exp_proportion
         if not keep.any():
             # a small minibatch can draw no step at all: no predictor update then (a zero loss has no graph)
             return float("nan")
-        rnd_loss = self.rnd.prediction_error(inputs[keep]).mean()
+        rnd_loss = self.rnd.prediction_error(inputs[keep], targets[keep]).mean()
         self.rnd_optimizer.zero_grad()
         rnd_loss.backward()
-        th.nn.utils.clip_grad_norm_(self.rnd.predictor.parameters(), self.max_grad_norm, foreach=True)
+        th.nn.utils.clip_grad_norm_(self._rnd_predictor_parameters, self.max_grad_norm, foreach=True)
         self.rnd_optimizer.step()
         return rnd_loss.item()
 
@@ -534,7 +540,15 @@ class RecurrentPPORND(OnPolicyAlgorithm):
             )
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_last_state", "_rollout_rnd_inputs_cache", "rnd", "rnd_optimizer"]
+        return [
+            *super()._excluded_save_params(),
+            "_last_state",
+            "_rollout_rnd_inputs_cache",
+            "_rollout_rnd_targets_cache",
+            "_rnd_predictor_parameters",
+            "rnd",
+            "rnd_optimizer",
+        ]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts = ["policy", "policy.optimizer"]
