@@ -106,9 +106,14 @@ class RecurrentRNDRolloutBufferMixin:
         self.int_values = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
         self.int_returns = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
 
-    def add_recurrent(self, hidden_state: RecurrentState, values: th.Tensor) -> None:
-        """Store the state each env was in before this step, and the intrinsic value (call before ``add``)."""
-        self.hidden_states[self.pos] = hidden_state.flat().cpu().numpy()
+    def add_recurrent(self, hidden_state: RecurrentState, values: th.Tensor, episode_starts: np.ndarray) -> None:
+        """Store the state each env was in before this step, and the intrinsic value (call before ``add``).
+
+        :param hidden_state: the carried state, not yet zeroed at episode starts.
+        :param episode_starts: ``(n_envs,)``; the stored state is zero where an episode starts at this step.
+        """
+        keep = 1.0 - np.asarray(episode_starts, dtype=np.float32)
+        self.hidden_states[self.pos] = hidden_state.flat().cpu().numpy() * keep[:, None]
         if values.shape[1] > 1:
             self.int_values[self.pos] = values[:, 1].cpu().numpy()
 

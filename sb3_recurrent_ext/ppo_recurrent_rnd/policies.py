@@ -77,8 +77,8 @@ class RecurrentMlpExtractor(nn.Module):
 
         :param features: ``(n_seq, seq_len, features_dim)``.
         :param state: state before each sequence's first step.
-        :param real_steps: ``(n_seq * seq_len,)`` booleans; if given, the MLPs after the recurrent layer run on
-            these rows only (padding can be a third of a minibatch and costs as much as a real step).
+        :param real_steps: ``(N,)`` indices of the real steps in ``n_seq * seq_len``; if given, the MLPs after
+            the recurrent layer run on these rows only (padding can be a third of a minibatch).
         :return: ``latent_pi (N, latent_dim_pi)``, ``latent_vf (N, latent_dim_vf)`` and the final state, with
             ``N = n_seq * seq_len``, or the number of real steps when ``real_steps`` is given.
         """
@@ -94,7 +94,7 @@ class RecurrentMlpExtractor(nn.Module):
         # (n_seq, seq_len, H) -> (n_seq * seq_len, H) [-> (N real, H)]
         rnn_pi, rnn_vf = rnn_pi.reshape(n_seq * seq_len, -1), rnn_vf.reshape(n_seq * seq_len, -1)
         if real_steps is not None:
-            rnn_pi, rnn_vf = rnn_pi[real_steps], rnn_vf[real_steps]
+            rnn_pi, rnn_vf = rnn_pi.index_select(0, real_steps), rnn_vf.index_select(0, real_steps)
         return self.policy_net(rnn_pi), self.value_net(rnn_vf), RecurrentState(tensors)
 
 
@@ -313,7 +313,8 @@ class RecurrentActorCriticPolicy(RecurrentPredictMixin, ActorCriticPolicy):
         :param obs: flattened padded sequences ``(n_seq * seq_len, *obs_shape)``.
         :param actions: ``(N, *action_shape)``: every padded step, or the real steps only when ``real_steps`` is given.
         :param state: state before each sequence's first step.
-        :param real_steps: ``(n_seq * seq_len,)`` booleans; if given, the outputs cover these steps only.
+        :param real_steps: ``(N,)`` indices of the real steps in ``n_seq * seq_len``; if given, the outputs cover
+            these steps only.
         :return: values ``(N, n_value_heads)``, log-probs and entropies ``(N,)`` and the distribution, where ``N`` is
             ``n_seq * seq_len`` or the number of real steps.
         """

@@ -321,8 +321,9 @@ class RecurrentPPORND(OnPolicyAlgorithm):
             with th.inference_mode():
                 obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
                 episode_starts = th.as_tensor(self._last_episode_starts, dtype=th.float32, device=self.device)
-                state_before = state.reset(episode_starts)
-                actions, values, log_probs, state = self.policy(obs_tensor, state_before, episode_starts)
+                # the policy zeroes the state where an episode starts; the buffer stores it zeroed the same way
+                state_before = state
+                actions, values, log_probs, state = self.policy(obs_tensor, state, episode_starts)
             actions = actions.cpu().numpy()
             clipped_actions = actions
             if isinstance(self.action_space, spaces.Box):
@@ -348,7 +349,7 @@ class RecurrentPPORND(OnPolicyAlgorithm):
                             terminal_obs, state.index(np.array([idx])), th.zeros(1, device=self.device)
                         )[0, 0]
                     rewards[idx] += self.gamma * terminal_value.item()
-            rollout_buffer.add_recurrent(state_before, values)
+            rollout_buffer.add_recurrent(state_before, values, self._last_episode_starts)  # type: ignore[arg-type]
             rollout_buffer.add(
                 self._last_obs,  # type: ignore[arg-type]
                 actions,
@@ -443,8 +444,9 @@ class RecurrentPPORND(OnPolicyAlgorithm):
             else flat(batch.observations)
         )
         # everything after it only on the real steps: (n_seq, seq_len, ...) -> (N real, ...); plain means then
-        real_steps = flat(batch.mask)
-        real = lambda x: x[batch.mask]  # noqa: E731
+        # (N,) indices: one nonzero() here, then index_select (boolean indexing would run nonzero() per tensor)
+        real_steps = flat(batch.mask).nonzero().squeeze(1)
+        real = lambda x: flat(x).index_select(0, real_steps)  # noqa: E731
         actions = real(batch.actions)
         if isinstance(self.action_space, spaces.Discrete):
             actions = actions.long().flatten()
