@@ -39,6 +39,13 @@ def test_sequence_path_matches_step_by_step_reference(policy, use_rnd):
     actions = batch.actions.reshape(-1).long()
     values, log_prob, _, _ = model.policy.evaluate_sequences(obs, actions, batch.initial_state, n_seq, seq_len)
     mask = batch.mask.reshape(-1)
+    # train() asks for the real steps only: the same values and log-probs as the padded call's real rows
+    real_steps = mask.nonzero().squeeze(1)
+    real_values, real_log_prob, _, _ = model.policy.evaluate_sequences(
+        obs, actions[real_steps], batch.initial_state, n_seq, seq_len, real_steps
+    )
+    th.testing.assert_close(real_values, values[mask])
+    th.testing.assert_close(real_log_prob, log_prob[mask])
     loss = (values.sum(dim=1) + log_prob)[mask].sum()
     model.policy.zero_grad()
     loss.backward()
