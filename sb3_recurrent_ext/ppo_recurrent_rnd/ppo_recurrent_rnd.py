@@ -18,6 +18,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.utils import FloatSchedule, explained_variance, obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 
+from sb3_recurrent_ext.common.recurrent.nets import _check_positive_int
 from sb3_recurrent_ext.common.rnd import ClippedNormalizer, IntrinsicRewardNormalizer, RNDNetworks
 from sb3_recurrent_ext.ppo_recurrent_rnd.buffers import (
     RecurrentRNDDictRolloutBuffer,
@@ -154,9 +155,8 @@ class RecurrentPPORND(OnPolicyAlgorithm):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ) -> None:
-        for name, count in (("seq_len", seq_len), ("batch_size", batch_size), ("n_steps", n_steps), ("n_epochs", n_epochs)):
-            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-                raise ValueError(f"{name}={count!r} must be a positive integer")
+        seq_len, batch_size = _check_positive_int(seq_len, "seq_len"), _check_positive_int(batch_size, "batch_size")
+        n_steps, n_epochs = _check_positive_int(n_steps, "n_steps"), _check_positive_int(n_epochs, "n_epochs")
         if batch_size < seq_len:
             raise ValueError(
                 f"batch_size={batch_size} is smaller than seq_len={seq_len}: a minibatch holds batch_size // seq_len "
