@@ -192,7 +192,7 @@ def ppo_contenders(env_id: str, recurrent_ppo_kwargs: dict[str, Any]) -> dict[st
         f"SB3 PPO + VecFrameStack({FRAME_STACK})": (sb3_ppo, True, n_envs),
         "RecurrentPPORND LSTM, use_rnd=False": (ours("MlpLstmPolicy", False), False, n_envs),
         "RecurrentPPORND GRU, use_rnd=False": (ours("MlpGruPolicy", False), False, n_envs),
-        # torch initialises GRU weights uniformly; with orthogonal ones (SLM's init_fn) 4 of 5 seeds reached 475, not 3
+        # torch initialises GRU weights uniformly; this one has orthogonal weights (SLM's init_fn)
         "RecurrentPPORND GRU init_fn=orthogonal_, use_rnd=False": (
             ours("MlpGruPolicy", False, init_fn="orthogonal_"),
             False,

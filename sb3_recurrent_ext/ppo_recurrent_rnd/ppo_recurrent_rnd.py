@@ -258,8 +258,7 @@ class RecurrentPPORND(OnPolicyAlgorithm):
         obs_dim = self._rnd_obs_dim()
         input_dim = obs_dim + (state_dim if self.rnd_use_hidden_state else 0)
         self.rnd = RNDNetworks(input_dim, self.rnd_hidden_sizes, self.rnd_output_dim).to(self.device)
-        self._rnd_predictor_parameters = list(self.rnd.predictor.parameters())
-        self.rnd_optimizer = th.optim.Adam(self._rnd_predictor_parameters, lr=self.lr_schedule(1), fused=True)
+        self.rnd_optimizer = th.optim.Adam(self.rnd.predictor.parameters(), lr=self.lr_schedule(1), fused=True)
         self.rnd_obs_normalizer = ClippedNormalizer((obs_dim,), self.obs_norm_clip_range)
         self.rnd_state_normalizer = ClippedNormalizer((state_dim,), self.hidden_state_norm_clip_range)
         self.int_reward_normalizer = IntrinsicRewardNormalizer(self.n_envs, self.int_gamma)
@@ -408,6 +407,7 @@ class RecurrentPPORND(OnPolicyAlgorithm):
 
         # listed once: walking the module tree for every gradient step costs more than clipping
         policy_parameters = list(self.policy.parameters())
+        predictor_parameters = list(self.rnd.predictor.parameters()) if train_rnd else []
         logs: dict[str, list[float]] = {key: [] for key in ("pg", "ext_v", "int_v", "ent", "kl", "clip", "rnd")}
         continue_training = True
         for _epoch in range(self.n_epochs):
@@ -428,7 +428,7 @@ class RecurrentPPORND(OnPolicyAlgorithm):
                 th.nn.utils.clip_grad_norm_(policy_parameters, self.max_grad_norm, foreach=True)
                 self.policy.optimizer.step()
                 if train_rnd:
-                    logs["rnd"].append(self._train_predictor(batch))
+                    logs["rnd"].append(self._train_predictor(batch, predictor_parameters))
             self._n_updates += 1
             if not continue_training:
                 break
@@ -482,8 +482,11 @@ class RecurrentPPORND(OnPolicyAlgorithm):
             losses["int_v"] = value_losses[1]
         return losses
 
-    def _train_predictor(self, batch: SequenceBatch) -> float:
-        """One predictor step on a ``rnd_pred_exp_proportion`` share of the minibatch's real steps."""
+    def _train_predictor(self, batch: SequenceBatch, predictor_parameters: list[th.nn.Parameter]) -> float:
+        """One predictor step on a ``rnd_pred_exp_proportion`` share of the minibatch's real steps.
+
+        :param predictor_parameters: ``list(self.rnd.predictor.parameters())``, listed once per ``train()``.
+        """
         assert batch.rnd_inputs is not None and batch.rnd_targets is not None
         inputs, targets = batch.rnd_inputs[batch.mask], batch.rnd_targets[batch.mask]
         keep = th.rand(inputs.shape[0], device=inputs.device) < self.rnd_pred_exp_proportion
@@ -493,7 +496,7 @@ class RecurrentPPORND(OnPolicyAlgorithm):
         rnd_loss = self.rnd.prediction_error(inputs[keep], targets[keep]).mean()
         self.rnd_optimizer.zero_grad()
         rnd_loss.backward()
-        th.nn.utils.clip_grad_norm_(self._rnd_predictor_parameters, self.max_grad_norm, foreach=True)
+        th.nn.utils.clip_grad_norm_(predictor_parameters, self.max_grad_norm, foreach=True)
         self.rnd_optimizer.step()
         return rnd_loss.item()
 
@@ -547,7 +550,6 @@ class RecurrentPPORND(OnPolicyAlgorithm):
             "_last_state",
             "_rollout_rnd_inputs_cache",
             "_rollout_rnd_targets_cache",
-            "_rnd_predictor_parameters",
             "rnd",
             "rnd_optimizer",
         ]
