@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 import torch as th
+import yaml
+from rl_zoo3.utils import linear_schedule
 from sb3_contrib import RecurrentPPO
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -40,6 +42,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecNormalize
 from torch import nn
 
 from sb3_recurrent_ext import RecurrentDQN, RecurrentPPORND, make_memory_vec_env
+from sb3_recurrent_ext.zoo.best import parse_policy_kwargs
 
 # rl-zoo's tuned ppo_lstm hyperparameters for CartPoleNoVel-v1 (the PPO contenders share them)
 ZOO_PPO_LSTM = dict(
@@ -166,17 +169,42 @@ def rnd_contenders() -> dict[str, tuple[Factory, bool, int]]:
     }
 
 
-def ppo_contenders(env_id: str, recurrent_ppo_kwargs: dict[str, Any]) -> dict[str, tuple[Factory, bool, int]]:
+def zoo_entry(config: Path, env_id: str) -> tuple[dict[str, Any], dict[str, Any], int]:
+    """``env_id``'s entry of a ``zoo_configs`` file as (RecurrentPPORND arguments, policy kwargs, n_envs).
+
+    ``lin_<x>`` strings become linear schedules, as rl-zoo reads them; ``policy``, ``use_rnd``, ``n_timesteps``
+    and ``normalize`` are left out (the contender, ``--timesteps`` and ``--normalize`` decide those).
+    """
+    entries = yaml.safe_load(config.read_text())
+    if env_id not in entries:
+        raise ValueError(f"--recurrent-ppo-config: {config} has no entry for {env_id!r}; it has {sorted(entries)}")
+    entry = dict(entries[env_id])
+    for key in ("policy", "use_rnd", "n_timesteps", "normalize"):
+        entry.pop(key, None)
+    for key, value in entry.items():
+        if isinstance(value, str) and value.startswith("lin_"):
+            entry[key] = linear_schedule(float(value.removeprefix("lin_")))
+    return entry, parse_policy_kwargs(entry.pop("policy_kwargs", None)), int(entry.pop("n_envs", 1))
+
+
+def ppo_contenders(
+    env_id: str, recurrent_ppo_kwargs: dict[str, Any], recurrent_ppo_config: Path | None = None
+) -> dict[str, tuple[Factory, bool, int]]:
     """name -> (model factory, frame-stacked env?, number of envs), with rl-zoo's ppo_lstm values for ``env_id``.
 
+    ``recurrent_ppo_config`` (``--recurrent-ppo-config``): the RecurrentPPORND contenders take their arguments,
+    policy kwargs and n_envs from that ``zoo_configs`` file's entry instead; the others keep rl-zoo's values.
     ``recurrent_ppo_kwargs`` (``--recurrent-ppo-kwargs``) is merged into every RecurrentPPORND's arguments.
     """
     hyperparameters, lstm_policy, n_envs = PPO_HYPERPARAMETERS.get(env_id, PPO_HYPERPARAMETERS["CartPoleNoVel-v1"])
+    ours_hyperparameters, ours_policy, ours_n_envs = {**hyperparameters, "seq_len": 16}, lstm_policy, n_envs
+    if recurrent_ppo_config is not None:
+        ours_hyperparameters, ours_policy, ours_n_envs = zoo_entry(recurrent_ppo_config, env_id)
 
     def ours(policy: str, use_rnd: bool, **policy_kwargs: Any) -> Factory:
-        kwargs = {**hyperparameters, "seq_len": 16, **recurrent_ppo_kwargs}
+        kwargs = {**ours_hyperparameters, **recurrent_ppo_kwargs}
         return lambda env, seed: RecurrentPPORND(
-            policy, env, use_rnd=use_rnd, policy_kwargs={**lstm_policy, **policy_kwargs}, seed=seed, **kwargs
+            policy, env, use_rnd=use_rnd, policy_kwargs={**ours_policy, **policy_kwargs}, seed=seed, **kwargs
         )
 
     def sb3_ppo(env: VecEnv, seed: int) -> BaseAlgorithm:
@@ -190,15 +218,15 @@ def ppo_contenders(env_id: str, recurrent_ppo_kwargs: dict[str, Any]) -> dict[st
         ),
         "SB3 PPO (no memory)": (sb3_ppo, False, n_envs),
         f"SB3 PPO + VecFrameStack({FRAME_STACK})": (sb3_ppo, True, n_envs),
-        "RecurrentPPORND LSTM, use_rnd=False": (ours("MlpLstmPolicy", False), False, n_envs),
-        "RecurrentPPORND GRU, use_rnd=False": (ours("MlpGruPolicy", False), False, n_envs),
+        "RecurrentPPORND LSTM, use_rnd=False": (ours("MlpLstmPolicy", False), False, ours_n_envs),
+        "RecurrentPPORND GRU, use_rnd=False": (ours("MlpGruPolicy", False), False, ours_n_envs),
         # torch initialises GRU weights uniformly; this one has orthogonal weights (SLM's init_fn)
         "RecurrentPPORND GRU init_fn=orthogonal_, use_rnd=False": (
             ours("MlpGruPolicy", False, init_fn="orthogonal_"),
             False,
-            n_envs,
+            ours_n_envs,
         ),
-        "RecurrentPPORND LSTM, use_rnd=True": (ours("MlpLstmPolicy", True), False, n_envs),
+        "RecurrentPPORND LSTM, use_rnd=True": (ours("MlpLstmPolicy", True), False, ours_n_envs),
     }
 
 
@@ -250,6 +278,13 @@ def main() -> None:
         help="ppo: JSON merged into every RecurrentPPORND's arguments (default seq_len 16), e.g. '{\"seq_len\": 64}'",
     )
     parser.add_argument(
+        "--recurrent-ppo-config",
+        type=Path,
+        default=None,
+        help="ppo: RecurrentPPORND contenders use this zoo_configs file's entry for --env (arguments, policy_kwargs, "
+        "n_envs) instead of rl-zoo's ppo_lstm values, e.g. zoo_configs/recurrent_ppo.yml",
+    )
+    parser.add_argument(
         "--env-kwargs",
         type=json.loads,
         default={},
@@ -274,7 +309,7 @@ def main() -> None:
         args.normalize = args.family == "ppo"
 
     if args.family == "ppo":
-        family = ppo_contenders(args.env, args.recurrent_ppo_kwargs)
+        family = ppo_contenders(args.env, args.recurrent_ppo_kwargs, args.recurrent_ppo_config)
     elif args.family == "dqn":
         family = dqn_contenders(args.burn_in_ablation)
     else:
@@ -294,9 +329,13 @@ def main() -> None:
         "",
         f"- command: `python {' '.join(sys.argv)}`",
         f"- date: {datetime.date.today()}; machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}; "
-        f"torch {th.__version__}, torch threads {args.threads}; " + HYPERPARAMETER_NOTE[args.family],
+        f"torch {th.__version__}, torch threads {args.threads}; "
+        + HYPERPARAMETER_NOTE[args.family]
+        + (" except RecurrentPPORND (below)" if args.recurrent_ppo_config else ""),
         f"- VecNormalize: {args.normalize}; RecurrentDQN overrides: {args.recurrent_dqn_kwargs or 'none'}; "
-        f"RecurrentPPORND overrides: {args.recurrent_ppo_kwargs or 'none'}\n"
+        f"RecurrentPPORND overrides: {args.recurrent_ppo_kwargs or 'none'}"
+        + (f"; RecurrentPPORND arguments: {args.recurrent_ppo_config}, {args.env}" if args.recurrent_ppo_config else "")
+        + "\n"
         f"- evaluation: {'stochastic' if args.family == 'rnd' else 'deterministic'}, {args.eval_episodes} episodes "
         "on a separately seeded env, hidden state carried",
         "",
@@ -320,6 +359,8 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{args.family}_{args.env}" + "".join(f"_{key}{value}" for key, value in args.env_kwargs.items())
+    if args.recurrent_ppo_config:
+        stem += f"_{args.recurrent_ppo_config.stem}"  # e.g. ppo_CartPoleNoVel-v1_recurrent_ppo.md
     (out / f"{stem}.md").write_text(table + "\n")
 
     import matplotlib

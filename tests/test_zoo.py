@@ -397,3 +397,38 @@ def test_train_enjoy_and_plot_from_the_command_line(tmp_path: Path) -> None:
     )
     assert plot.returncode == 0, plot.stderr[-2000:]
     assert png.stat().st_size > 10_000
+
+
+def _benchmark_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("benchmark_script", REPO / "scripts" / "benchmark.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_reads_a_zoo_configs_entry_for_recurrent_ppo(tmp_path: Path) -> None:
+    from stable_baselines3.common.env_util import make_vec_env
+
+    benchmark = _benchmark_module()
+    contenders = benchmark.ppo_contenders("CartPoleNoVel-v1", {}, ZOO_CONFIGS / "recurrent_ppo.yml")
+    entry = yaml.safe_load((ZOO_CONFIGS / "recurrent_ppo.yml").read_text())["CartPoleNoVel-v1"]
+    factory, _, n_envs = contenders["RecurrentPPORND GRU, use_rnd=False"]
+    model = factory(make_vec_env("CartPoleNoVel-v1", n_envs=n_envs), 0)
+    assert n_envs == entry["n_envs"]
+    assert (model.n_steps, model.seq_len, model.n_epochs) == (entry["n_steps"], entry["seq_len"], entry["n_epochs"])
+    assert model.policy.rnn_kwargs["cell_type"] == "GRU"  # the contender's cell, not the entry's policy
+    assert model.policy.rnn_kwargs["fc_hid_layers"] == [128]
+    # sb3-contrib keeps rl-zoo's ppo_lstm values
+    contrib_factory, _, contrib_envs = contenders["sb3-contrib RecurrentPPO (LSTM)"]
+    assert contrib_factory(make_vec_env("CartPoleNoVel-v1", n_envs=contrib_envs), 0).n_steps == 32
+
+    config = tmp_path / "config.yml"
+    config.write_text("CartPoleNoVel-v1:\n  n_envs: 2\n  learning_rate: lin_0.001\n  policy: 'MlpLstmPolicy'\n")
+    arguments, policy_kwargs, n_envs = benchmark.zoo_entry(config, "CartPoleNoVel-v1")
+    assert (policy_kwargs, n_envs) == ({}, 2)
+    assert arguments["learning_rate"](0.5) == pytest.approx(5e-4)
+    with pytest.raises(ValueError, match="no entry for 'PendulumNoVel-v1'"):
+        benchmark.zoo_entry(config, "PendulumNoVel-v1")
