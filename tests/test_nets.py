@@ -5,6 +5,7 @@ import pytest
 import torch as th
 
 from sb3_recurrent_ext import RecurrentNet, RecurrentState, make_sequences
+from sb3_recurrent_ext.common.recurrent.nets import can_run_side_by_side, run_side_by_side
 
 
 @pytest.mark.parametrize("cell_type", ["GRU", "LSTM", "RNN"])
@@ -142,3 +143,54 @@ def test_bidirectional_last_step_sees_whole_window():
 def test_bad_arguments(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         RecurrentNet(4, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "cell_type, first_kwargs, second_kwargs",
+    [
+        ("GRU", {}, {}),  # both read the raw input: one shared input weight
+        ("GRU", dict(fc_hid_layers=[8]), dict(fc_hid_layers=[6, 5])),  # different MLPs: block-diagonal input weight
+        ("GRU", dict(rnn_num_layers=2), dict(rnn_num_layers=2, fc_hid_layers=[4])),
+        ("RNN", dict(rnn_kwargs=dict(nonlinearity="relu")), dict(rnn_kwargs=dict(nonlinearity="relu"))),
+        ("RNN", dict(rnn_kwargs=dict(bias=False)), dict(rnn_kwargs=dict(bias=False))),
+    ],
+)
+def test_side_by_side_equals_two_calls(cell_type, first_kwargs, second_kwargs):
+    th.manual_seed(0)
+    first = RecurrentNet(3, cell_type=cell_type, rnn_hidden_size=5, out_layer_activation="tanh", **first_kwargs)
+    second = RecurrentNet(3, cell_type=cell_type, rnn_hidden_size=5, **second_kwargs)
+    assert can_run_side_by_side(first, second)
+    x = th.randn(4, 7, 3)
+    first_state = RecurrentState((th.randn(first.rnn_num_layers, 4, 5),))
+    second_state = RecurrentState((th.randn(first.rnn_num_layers, 4, 5),))
+    weights = th.randn(2, 4, 7, 5)  # a different weight per output, so every gradient is checked
+
+    def loss_and_grads(outputs):
+        (first_out, first_final), (second_out, second_final) = outputs
+        loss = (weights[0] * first_out).sum() + (weights[1] * second_out).sum() + first_final.h.sum() * 0.3
+        loss = loss - second_final.h.sum() * 0.7
+        parameters = list(first.parameters()) + list(second.parameters())
+        return outputs, th.autograd.grad(loss, parameters)
+
+    expected, expected_grads = loss_and_grads((first(x, first_state), second(x, second_state)))
+    wide, wide_grads = loss_and_grads(run_side_by_side(first, second, x, first_state, second_state))
+    for (out, final), (wide_out, wide_final) in zip(expected, wide, strict=True):
+        th.testing.assert_close(wide_out, out)
+        th.testing.assert_close(wide_final.h, final.h)
+    for grad, wide_grad in zip(expected_grads, wide_grads, strict=True):
+        th.testing.assert_close(wide_grad, grad)
+    # the wide module is not part of either net
+    assert len(list(first.parameters())) == len(list(RecurrentNet(3, cell_type=cell_type, **first_kwargs).parameters()))
+
+
+def test_side_by_side_only_where_it_computes_the_same():
+    gru = RecurrentNet(3, cell_type="GRU", rnn_hidden_size=5)
+    assert not can_run_side_by_side(
+        RecurrentNet(3, cell_type="LSTM", rnn_hidden_size=5), RecurrentNet(3, cell_type="LSTM", rnn_hidden_size=5)
+    )
+    assert not can_run_side_by_side(gru, RecurrentNet(3, cell_type="GRU", rnn_hidden_size=6))
+    assert not can_run_side_by_side(gru, RecurrentNet(3, cell_type="RNN", rnn_hidden_size=5))
+    assert not can_run_side_by_side(gru, RecurrentNet(3, cell_type="GRU", rnn_hidden_size=5, rnn_num_layers=2))
+    with_dropout = RecurrentNet(3, cell_type="GRU", rnn_hidden_size=5, rnn_num_layers=2, rnn_kwargs=dict(dropout=0.5))
+    assert not can_run_side_by_side(with_dropout, with_dropout)  # dropout between layers while training
+    assert can_run_side_by_side(with_dropout.eval(), with_dropout.eval())
