@@ -1,7 +1,8 @@
 """Side-by-side benchmarks, same env, budget and seeds, in one run.
 
 ``--family ppo`` (default): sb3-contrib RecurrentPPO, SB3 PPO (with and without frame stacking) and
-RecurrentPPORND (RND off and on), all with rl-zoo's tuned ppo_lstm hyperparameters.
+RecurrentPPORND (RND off and on), all with rl-zoo's tuned ppo_lstm hyperparameters
+(``--recurrent-ppo-config zoo_configs/recurrent_ppo.yml``: RecurrentPPORND with this package's entry for the env).
 ``--family rnd``: RecurrentPPORND with and without RND on a sparse-reward MiniGrid task (success rate column).
 ``--family dqn``: SB3 DQN (with and without frame stacking, rl-zoo's tuned CartPole DQN hyperparameters)
 and RecurrentDQN (GRU and LSTM; ``--burn-in-ablation`` adds burn_in=0 with stored state).
@@ -307,6 +308,8 @@ def main() -> None:
     RECURRENT_DQN.update(args.recurrent_dqn_kwargs)
     if args.normalize is None:
         args.normalize = args.family == "ppo"
+    if args.recurrent_ppo_config is not None and args.family != "ppo":
+        parser.error(f"--recurrent-ppo-config applies to --family ppo, not --family {args.family}")
 
     if args.family == "ppo":
         family = ppo_contenders(args.env, args.recurrent_ppo_kwargs, args.recurrent_ppo_config)
