@@ -309,8 +309,9 @@ def _side_by_side_weight(first: th.Tensor, second: th.Tensor, gates: int, hidden
     first, second = first.view(gates, hidden, -1), second.view(gates, hidden, -1)
     if not shared_input:
         # (gates, H, I1) and (gates, H, I2) -> (gates, H, I1 + I2) each
-        first = th.cat([first, first.new_zeros(gates, hidden, second.shape[2])], dim=2)
-        second = th.cat([second.new_zeros(gates, hidden, first.shape[2] - second.shape[2]), second], dim=2)
+        first_inputs, second_inputs = first.shape[2], second.shape[2]
+        first = th.cat([first, first.new_zeros(gates, hidden, second_inputs)], dim=2)
+        second = th.cat([second.new_zeros(gates, hidden, first_inputs), second], dim=2)
     return th.cat([first, second], dim=1).reshape(gates * 2 * hidden, -1)
 
 
