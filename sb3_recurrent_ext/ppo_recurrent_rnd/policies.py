@@ -84,21 +84,20 @@ class RecurrentMlpExtractor(nn.Module):
         """
         n_seq, seq_len = features.shape[:2]
         k = self.n_actor_tensors
+        # the critic's part is empty when it has no recurrent net of its own
         actor_state, critic_state = RecurrentState(state.tensors[:k]), RecurrentState(state.tensors[k:])
         if self.critic_rnn is not None and seq_len > 1 and can_run_side_by_side(self.actor_rnn, self.critic_rnn):
             # GRU/RNN training: actor and critic as one recurrent call of twice the width
             (rnn_pi, actor_state), (rnn_vf, critic_state) = run_side_by_side(
                 self.actor_rnn, self.critic_rnn, features, actor_state, critic_state
             )
-            tensors = actor_state.tensors + critic_state.tensors
-        elif self.critic_rnn is not None:
-            rnn_pi, actor_state = self.actor_rnn(features, actor_state)
-            rnn_vf, critic_state = self.critic_rnn(features, critic_state)
-            tensors = actor_state.tensors + critic_state.tensors
         else:
             rnn_pi, actor_state = self.actor_rnn(features, actor_state)
-            tensors = actor_state.tensors
-            rnn_vf = rnn_pi if self.shared else features
+            if self.critic_rnn is not None:
+                rnn_vf, critic_state = self.critic_rnn(features, critic_state)
+            else:
+                rnn_vf = rnn_pi if self.shared else features
+        tensors = actor_state.tensors + critic_state.tensors
         # (n_seq, seq_len, H) -> (n_seq * seq_len, H) [-> (N real, H)]
         rnn_pi, rnn_vf = rnn_pi.reshape(n_seq * seq_len, -1), rnn_vf.reshape(n_seq * seq_len, -1)
         if real_steps is not None:
