@@ -220,14 +220,31 @@ def _tune_command(log_folder: Path, n_trials: int, *extra: str) -> list[str]:
 
 
 def test_an_interrupted_study_resumes_from_its_sqlite_file(tmp_path: Path) -> None:
+    from sb3_recurrent_ext.zoo.enqueue import entry_as_trial_params, read_entry
+
     for _ in range(2):  # the second run is the same command, as after an interruption
-        subprocess.run(_tune_command(tmp_path, 1), check=True, cwd=tmp_path, timeout=600, capture_output=True)
+        command = _tune_command(tmp_path, 1, "--enqueue-config")
+        subprocess.run(command, check=True, cwd=tmp_path, timeout=600, capture_output=True)
     storage = f"sqlite:///{tmp_path / 'recurrent_dqn' / 'CartPoleNoVel-v1_optuna.db'}"
     study = optuna.load_study(study_name="recurrent_dqn_CartPoleNoVel-v1", storage=storage)
     assert len(study.trials) == 2
+    # --enqueue-config: the first trial ran the YAML entry's values; the resumed run did not enqueue them again
+    entry_params, _ = entry_as_trial_params("recurrent_dqn", read_entry(ZOO_CONFIGS / "recurrent_dqn.yml", "CartPoleNoVel-v1"))
+    assert study.trials[0].params == entry_params
+    assert study.trials[1].params != entry_params
     assert all("cell_type" in t.params and "burn_in_fraction" in t.params for t in study.trials)
     # the YAML's policy_kwargs (rnn_hidden_size=64, net_arch=[64]) are kept where the sampler does not set them
     assert all("'net_arch': [64]" in t.user_attrs["policy_kwargs"] for t in study.trials)
+
+
+def test_enqueue_config_needs_our_algorithm_and_a_study(tmp_path: Path) -> None:
+    from sb3_recurrent_ext.zoo.cli import enqueue_from_command_line
+
+    with pytest.raises(SystemExit, match="--enqueue-config starts a tuning study and needs -optimize"):
+        enqueue_from_command_line(with_defaults(["--algo", "recurrent_ppo", "--env", "CartPoleNoVel-v1"]))
+    with pytest.raises(SystemExit, match="--enqueue-config: --algo 'ppo' is not one of ours"):
+        argv = ["--algo", "ppo", "--env", "CartPoleNoVel-v1", "-optimize", "-f", str(tmp_path)]
+        enqueue_from_command_line(with_defaults(argv))
 
 
 BEST_ARGS = ["--algo", "recurrent_dqn", "--env", "CartPoleNoVel-v1"]
@@ -432,3 +449,55 @@ def test_benchmark_reads_a_zoo_configs_entry_for_recurrent_ppo(tmp_path: Path) -
     assert arguments["learning_rate"](0.5) == pytest.approx(5e-4)
     with pytest.raises(ValueError, match="no entry for 'PendulumNoVel-v1'"):
         benchmark.zoo_entry(config, "PendulumNoVel-v1")
+
+
+@pytest.mark.parametrize("algo", sorted(OUR_ALGOS))
+def test_a_tuned_entry_enqueues_as_the_trial_it_came_from(algo: str) -> None:
+    from rl_zoo3.hyperparams_opt import HYPERPARAMS_SAMPLER
+
+    from sb3_recurrent_ext.zoo.best import parse_policy_kwargs, trial_entry
+    from sb3_recurrent_ext.zoo.enqueue import entry_as_trial_params, read_entry
+
+    register()
+    yaml_entry = read_entry(ZOO_CONFIGS / f"{algo}.yml", "CartPoleNoVel-v1")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    token = _yaml_hyperparams.set({**yaml_entry, "policy_kwargs": parse_policy_kwargs(yaml_entry.get("policy_kwargs"))})
+    try:
+        for _ in range(12):
+            trial = study.ask()
+            HYPERPARAMS_SAMPLER[algo](trial, 2, 8, {})
+            study.tell(trial, 0.0)
+    finally:
+        _yaml_hyperparams.reset(token)
+    for trial in study.trials:
+        # the entry best_hyperparams.py writes for a trial, read back as that trial's raw sampled values
+        params, notes = entry_as_trial_params(algo, trial_entry(trial, algo, yaml_entry))
+        assert params.keys() == trial.params.keys()
+        for name, value in trial.params.items():
+            assert params[name] == (pytest.approx(value, rel=1e-9) if isinstance(value, float) else value), name
+        assert notes == []
+
+
+def test_enqueued_entry_names_what_the_sampler_cannot_take_exactly() -> None:
+    from sb3_recurrent_ext.zoo.enqueue import entry_as_trial_params, read_entry
+
+    params, notes = entry_as_trial_params("recurrent_ppo", read_entry(ZOO_CONFIGS / "recurrent_ppo.yml", "PendulumNoVel-v1"))
+    # rl-zoo's PendulumNoVel values: 1024-step rollouts, gamma 0.9, batch 128, LSTM 64, net_arch pi/vf [64], ReLU
+    assert params["n_steps_pow"] == 10 and params["batch_size_pow"] == 7 and params["one_minus_gamma"] == 0.1
+    assert (params["net_arch"], params["activation_fn"], params["cell_type"], params["rnn_hidden_size"]) == (
+        "tiny",
+        "relu",
+        "LSTM",
+        64,
+    )
+    assert params["max_grad_norm"] == 0.5  # not in the entry: RecurrentPPORND's default
+    assert notes == ["ent_coef: the entry's 0.0 is outside the sampler's range, 1e-08 used"]
+    entry = {"policy": "MlpGruPolicy", "n_steps": 100, "learning_rate": "lin_0.001", "policy_kwargs": "dict(net_arch=[32])"}
+    params, notes = entry_as_trial_params("recurrent_ppo", entry)
+    assert (params["n_steps_pow"], params["learning_rate"], params["cell_type"]) == (7, 0.001, "GRU")
+    assert "net_arch" not in params  # no choice of the sampler is [32]: the trial samples it
+    assert any(note.startswith("learning_rate: lin_0.001 becomes the constant 0.001") for note in notes)
+    assert any(note.startswith("n_steps_pow: the entry's 6.64") for note in notes)
+    assert any(note.startswith("net_arch: the entry's value has no choice") for note in notes)
+    with pytest.raises(ValueError, match=r"--enqueue-config works for .* not --algo 'ppo'"):
+        entry_as_trial_params("ppo", entry)

@@ -6,6 +6,12 @@ Two defaults are added to the command line, nothing else changes:
 * with ``-optimize`` and no ``--storage``: an embedded SQLite study at ``<log folder>/<algo>/<env>_optuna.db``
   named ``<algo>_<env>`` (unless ``--study-name`` is given), so an interrupted study resumes where it stopped.
   A PostgreSQL URL in ``--storage`` shares one study between workers on many machines.
+
+And one option of our own, read and removed before rl_zoo3 parses the rest:
+
+* ``--enqueue-config`` (with ``-optimize``, for our algorithms): the config entry's own hyperparameters become the
+  study's first trial (Optuna's ``enqueue_trial``), so the sampler starts from known values; see
+  :mod:`sb3_recurrent_ext.zoo.enqueue`. Enqueued once per study: other workers given the flag skip it.
 """
 
 from __future__ import annotations
@@ -48,12 +54,38 @@ def with_defaults(argv: list[str]) -> list[str]:
     return argv
 
 
+ENQUEUE_FLAG = "--enqueue-config"
+
+
+def enqueue_from_command_line(argv: list[str]) -> None:
+    """For ``--enqueue-config``: enqueue the config entry of ``--env`` in the study of a ``with_defaults`` command line."""
+    from sb3_recurrent_ext.zoo.enqueue import enqueue_config_trial
+
+    algo = _value(argv, ("--algo",), "ppo")
+    if algo not in OUR_ALGOS:
+        raise SystemExit(f"{ENQUEUE_FLAG}: --algo {algo!r} is not one of ours ({', '.join(OUR_ALGOS)})")
+    if not _given(argv, ("-optimize", "--optimize-hyperparameters")):
+        raise SystemExit(f"{ENQUEUE_FLAG} starts a tuning study and needs -optimize")
+    env = _value(argv, ("--env",), "CartPole-v1")
+    config = _value(argv, ("-conf", "--conf-file"), str(default_config(algo)))
+    study_name = _value(argv, ("--study-name",), "")
+    params, notes = enqueue_config_trial(_value(argv, ("--storage",), ""), study_name, algo, config, env)
+    print(f"{ENQUEUE_FLAG}: study {study_name!r} starts from {config}'s {env} entry: {params}")
+    for note in notes:
+        print(f"  {note}")
+
+
 def train() -> None:
-    """``python -m rl_zoo3.train`` with our algorithms and defaults."""
+    """``python -m rl_zoo3.train`` with our algorithms and defaults (and ``--enqueue-config``)."""
     register()
     from rl_zoo3.train import train as zoo_train
 
-    sys.argv = [sys.argv[0], *with_defaults(sys.argv[1:])]
+    argv = sys.argv[1:]
+    enqueue = ENQUEUE_FLAG in argv
+    argv = with_defaults([arg for arg in argv if arg != ENQUEUE_FLAG])
+    if enqueue:
+        enqueue_from_command_line(argv)
+    sys.argv = [sys.argv[0], *argv]
     zoo_train()
 
 

@@ -1,0 +1,205 @@
+"""Start a tuning study from a ``zoo_configs`` entry: its own values become the study's first trial.
+
+A sampler that starts from random draws may spend a whole study far from the one region known to work (three
+PendulumNoVel-v1 studies never reached rl-zoo's own values). Optuna's ``enqueue_trial`` puts a trial with fixed
+values at the head of the queue; the TPE sampler then models the study around it. ``--enqueue-config`` does that
+with the YAML entry the study tunes, written in the sampler's raw parameters (``one_minus_gamma``,
+``batch_size_pow``, ...), the inverse of the converters in :mod:`sb3_recurrent_ext.zoo.samplers`.
+
+A value the sampler cannot take exactly is fitted to its range (clipped, or the nearest numeric choice), and a
+value it has no choice for is left out (the trial samples it); :func:`entry_as_trial_params` says which.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.storages.journal import JournalFileBackend
+from torch import nn
+
+from sb3_recurrent_ext.zoo import OUR_ALGOS, SAMPLERS, expand_net_spec
+from sb3_recurrent_ext.zoo.best import parse_policy_kwargs
+from sb3_recurrent_ext.zoo.samplers import FC_HID_LAYERS
+
+_NET_ARCHS = {"tiny": [64], "small": [64, 64], "medium": [256, 256]}  # rl-zoo's converter, pi and vf alike
+_ACTIVATIONS = {nn.Tanh: "tanh", nn.ReLU: "relu", nn.ELU: "elu", nn.LeakyReLU: "leaky_relu"}
+
+
+def read_entry(config: str | Path, env_id: str) -> dict[str, Any]:
+    """``env_id``'s entry of a zoo YAML file, as written."""
+    entries = yaml.safe_load(Path(config).read_text())
+    if not isinstance(entries, dict) or env_id not in entries:
+        known = sorted(entries) if isinstance(entries, dict) else []
+        raise ValueError(f"{config} has no entry for env {env_id!r}; it has {known}")
+    return dict(entries[env_id])
+
+
+def _initial(value: Any) -> Any:
+    """rl-zoo's ``lin_<x>`` schedule string -> ``x`` (the sampler tunes constants)."""
+    if isinstance(value, str) and value.startswith("lin_"):
+        return float(value.removeprefix("lin_"))
+    return value
+
+
+def _cell_type(entry: dict[str, Any]) -> str:
+    cell = entry["policy_kwargs"].get("cell_type")
+    if cell is None:
+        cell = "GRU" if str(entry.get("policy", "")).endswith("GruPolicy") else "LSTM"
+    return str(cell).upper()
+
+
+def _recurrent_values(entry: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    policy_kwargs = entry["policy_kwargs"]
+    fc_hid_layers = list(policy_kwargs.get("fc_hid_layers", []))
+    return {
+        "cell_type": _cell_type(entry),
+        "rnn_hidden_size": policy_kwargs.get("rnn_hidden_size", policy_kwargs.get("lstm_hidden_size", 64)),
+        "rnn_num_layers": policy_kwargs.get("rnn_num_layers", policy_kwargs.get("n_lstm_layers", 1)),
+        "fc_hid_layers": next((name for name, layers in FC_HID_LAYERS.items() if layers == fc_hid_layers), None),
+        "seq_len": entry.get("seq_len", defaults["seq_len"]),
+    }
+
+
+def _ppo_values(entry: dict[str, Any], defaults: dict[str, Any], algo: str) -> dict[str, Any]:
+    value = {key: _initial(entry.get(key, default)) for key, default in defaults.items()}
+    policy_kwargs = entry["policy_kwargs"]
+    net_arch = policy_kwargs.get("net_arch", dict(pi=[64], vf=[64]))
+    pi, vf = (net_arch.get("pi"), net_arch.get("vf")) if isinstance(net_arch, dict) else (net_arch, net_arch)
+    raw = {
+        "batch_size_pow": math.log2(value["batch_size"]),
+        "n_steps_pow": math.log2(value["n_steps"]),
+        "one_minus_gamma": 1 - value["gamma"],
+        "one_minus_gae_lambda": 1 - value["gae_lambda"],
+        "learning_rate": value["learning_rate"],
+        "ent_coef": value["ent_coef"],
+        "clip_range": value["clip_range"],
+        "n_epochs": value["n_epochs"],
+        "max_grad_norm": value["max_grad_norm"],
+        "net_arch": next((name for name, layers in _NET_ARCHS.items() if layers == pi == vf), None),
+        "activation_fn": _ACTIVATIONS.get(policy_kwargs.get("activation_fn", nn.Tanh)),
+        **_recurrent_values(entry, defaults),
+    }
+    if algo == "recurrent_ppo_rnd":
+        raw["use_rnd"] = value["use_rnd"]
+        if value["use_rnd"]:
+            raw["one_minus_int_gamma"] = 1 - value["int_gamma"]
+            raw["int_adv_coef"] = value["int_adv_coef"]
+    return raw
+
+
+def _dqn_values(entry: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    value = {key: _initial(entry.get(key, default)) for key, default in defaults.items()}
+    train_freq = value["train_freq"]
+    seq_len = value["seq_len"]
+    return {
+        "one_minus_gamma": 1 - value["gamma"],
+        "learning_rate": value["learning_rate"],
+        "batch_size": value["batch_size"],
+        # rl-zoo writes train_freq as 4 or [4, "step"]
+        "train_freq": train_freq[0] if isinstance(train_freq, list | tuple) else train_freq,
+        "gradient_steps": value["gradient_steps"],
+        "target_update_interval": value["target_update_interval"],
+        "exploration_fraction": value["exploration_fraction"],
+        "exploration_final_eps": value["exploration_final_eps"],
+        **_recurrent_values(entry, defaults),
+        "burn_in_fraction": value["burn_in"] / seq_len,
+        "stride_fraction": (value["sequence_stride"] or seq_len) / seq_len,
+        "n_step": value["n_step"],
+        "prioritized_replay": value["prioritized_replay"],
+        "dueling": entry["policy_kwargs"].get("dueling", False),
+    }
+
+
+def _same(value: Any, choice: Any) -> bool:
+    """Equal, and both bools or both not (``1 == True`` in Python)."""
+    return value == choice and isinstance(value, bool) == isinstance(choice, bool)
+
+
+def _fit(value: Any, distribution: BaseDistribution) -> tuple[Any, bool]:
+    """``value`` inside ``distribution`` and whether it is exact; ``None`` when no choice fits."""
+    if isinstance(distribution, CategoricalDistribution):
+        exact = [choice for choice in distribution.choices if _same(value, choice)]
+        if exact:
+            return exact[0], True
+        numeric = [c for c in distribution.choices if isinstance(c, int | float) and not isinstance(c, bool)]
+        if isinstance(value, int | float) and not isinstance(value, bool) and numeric:
+            return min(numeric, key=lambda choice: abs(choice - value)), False
+        return None, False
+    assert isinstance(distribution, FloatDistribution | IntDistribution)
+    fitted = min(max(value, distribution.low), distribution.high)
+    if isinstance(distribution, IntDistribution):
+        fitted = round(fitted)
+    return fitted, fitted == value
+
+
+def _distributions(algo: str, use_rnd: bool) -> dict[str, BaseDistribution]:
+    """The sampler's parameter ranges (the RND ones only when ``use_rnd``), from one dry trial."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" line for the dry study
+    try:
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    if algo == "recurrent_ppo_rnd":
+        study.enqueue_trial({"use_rnd": use_rnd})
+    trial = study.ask()
+    SAMPLERS[algo](trial, 1, 1, {})
+    return trial.distributions
+
+
+def entry_as_trial_params(algo: str, entry: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A zoo YAML entry as the raw parameters of ``algo``'s sampler, and notes on what was not exact.
+
+    Keys the entry does not set take the algorithm's defaults, so the trial runs what the entry runs. Notes name
+    the values that were fitted to the sampler's range or left out (sampled instead).
+    """
+    if algo not in SAMPLERS:
+        raise ValueError(f"--enqueue-config works for {sorted(SAMPLERS)}, not --algo {algo!r}")
+    entry = {**entry, "policy_kwargs": parse_policy_kwargs(entry.get("policy_kwargs"))}
+    entry = expand_net_spec(entry, "recurrent_dqn" if algo == "recurrent_dqn" else "recurrent_ppo_rnd")
+    signature = inspect.signature(OUR_ALGOS[algo]).parameters
+    defaults = {name: p.default for name, p in signature.items() if p.default is not inspect.Parameter.empty}
+    if algo == "recurrent_ppo":
+        defaults["use_rnd"] = False
+    wanted = _dqn_values(entry, defaults) if algo == "recurrent_dqn" else _ppo_values(entry, defaults, algo)
+    distributions = _distributions(algo, bool(wanted.get("use_rnd", False)))
+    params: dict[str, Any] = {}
+    notes = [
+        f"{key}: {value} becomes the constant {_initial(value)} (the sampler tunes constants)"
+        for key, value in entry.items()
+        if _initial(value) is not value
+    ]
+    for name, distribution in distributions.items():
+        value = wanted.get(name)
+        fitted, exact = (None, False) if value is None else _fit(value, distribution)
+        if fitted is None:
+            notes.append(f"{name}: the entry's value has no choice in {distribution}; sampled instead")
+            continue
+        # 1 - 0.9 is 0.09999999999999998 in floats: keep the entry's digits
+        params[name] = float(f"{fitted:.12g}") if isinstance(fitted, float) else fitted
+        if not exact:
+            notes.append(f"{name}: the entry's {value!r} is outside the sampler's range, {fitted!r} used")
+    return params, notes
+
+
+def enqueue_config_trial(
+    storage: str, study_name: str, algo: str, config: str | Path, env_id: str
+) -> tuple[dict[str, Any], list[str]]:
+    """Enqueue ``env_id``'s entry of ``config`` as a trial of the study (once: workers that repeat it skip it).
+
+    ``storage`` as rl_zoo3's ``--storage`` takes it: a database URL, or a ``.log`` file for Optuna's journal.
+    """
+    params, notes = entry_as_trial_params(algo, read_entry(config, env_id))
+    study_storage: str | optuna.storages.BaseStorage = storage
+    if storage.endswith(".log"):  # as rl_zoo3 opens it
+        study_storage = optuna.storages.JournalStorage(JournalFileBackend(storage))
+    # the direction rl_zoo3 creates its studies with, so that its load_if_exists finds this one
+    study = optuna.create_study(storage=study_storage, study_name=study_name, load_if_exists=True, direction="maximize")
+    study.enqueue_trial(params, skip_if_exists=True)
+    return params, notes
