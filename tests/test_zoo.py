@@ -501,3 +501,17 @@ def test_enqueued_entry_names_what_the_sampler_cannot_take_exactly() -> None:
     assert any(note.startswith("net_arch: the entry's value has no choice") for note in notes)
     with pytest.raises(ValueError, match=r"--enqueue-config works for .* not --algo 'ppo'"):
         entry_as_trial_params("ppo", entry)
+
+
+def test_enqueue_config_into_a_journal_file_study_once(tmp_path: Path) -> None:
+    from optuna.storages.journal import JournalFileBackend
+
+    from sb3_recurrent_ext.zoo.enqueue import enqueue_config_trial
+
+    journal = str(tmp_path / "study.log")  # rl_zoo3 opens a --storage ending in .log as Optuna's journal
+    for _ in range(2):  # a second worker given the flag adds nothing
+        params, _ = enqueue_config_trial(journal, "s", "recurrent_ppo", ZOO_CONFIGS / "recurrent_ppo.yml", "PendulumNoVel-v1")
+    study = optuna.load_study(study_name="s", storage=optuna.storages.JournalStorage(JournalFileBackend(journal)))
+    assert [trial.state for trial in study.trials] == [optuna.trial.TrialState.WAITING]
+    # a waiting trial keeps its enqueued values as fixed params until a worker runs it
+    assert study.trials[0].system_attrs["fixed_params"] == params and study.direction == optuna.study.StudyDirection.MAXIMIZE
