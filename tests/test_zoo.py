@@ -479,10 +479,24 @@ def test_a_tuned_entry_enqueues_as_the_trial_it_came_from(algo: str) -> None:
 
 
 def test_enqueued_entry_names_what_the_sampler_cannot_take_exactly() -> None:
-    from sb3_recurrent_ext.zoo.enqueue import entry_as_trial_params, read_entry
+    from sb3_recurrent_ext.zoo.enqueue import entry_as_trial_params
 
-    params, notes = entry_as_trial_params("recurrent_ppo", read_entry(ZOO_CONFIGS / "recurrent_ppo.yml", "PendulumNoVel-v1"))
-    # rl-zoo's PendulumNoVel values: 1024-step rollouts, gamma 0.9, batch 128, LSTM 64, net_arch pi/vf [64], ReLU
+    # rl-zoo's ppo_lstm PendulumNoVel-v1 entry (the study that tuned ours started from it)
+    rl_zoo_pendulum = {
+        "policy": "MlpLstmPolicy",
+        "seq_len": 16,
+        "n_steps": 1024,
+        "batch_size": 128,
+        "gae_lambda": 0.95,
+        "gamma": 0.9,
+        "n_epochs": 10,
+        "ent_coef": 0.0,
+        "learning_rate": 1e-3,
+        "clip_range": 0.2,
+        "use_sde": True,
+        "policy_kwargs": "dict(ortho_init=False, activation_fn=nn.ReLU, lstm_hidden_size=64, net_arch=dict(pi=[64], vf=[64]))",
+    }
+    params, notes = entry_as_trial_params("recurrent_ppo", rl_zoo_pendulum)
     assert params["n_steps_pow"] == 10 and params["batch_size_pow"] == 7 and params["one_minus_gamma"] == 0.1
     assert (params["net_arch"], params["activation_fn"], params["cell_type"], params["rnn_hidden_size"]) == (
         "tiny",
