@@ -233,7 +233,7 @@ def test_an_interrupted_study_resumes_from_its_sqlite_file(tmp_path: Path) -> No
     assert study.trials[0].params == entry_params
     assert study.trials[1].params != entry_params
     assert all("cell_type" in t.params and "burn_in_fraction" in t.params for t in study.trials)
-    # the YAML's policy_kwargs (rnn_hidden_size=64, net_arch=[64]) are kept where the sampler does not set them
+    # the YAML's policy_kwargs (net_arch=[64]) are kept where the sampler does not set them
     assert all("'net_arch': [64]" in t.user_attrs["policy_kwargs"] for t in study.trials)
 
 
