@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 import torch as th
-import yaml
 from rl_zoo3.utils import linear_schedule
 from sb3_contrib import RecurrentPPO
 from stable_baselines3 import DQN, PPO
@@ -43,6 +42,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecNormalize
 from torch import nn
 
 from sb3_recurrent_ext import RecurrentDQN, RecurrentPPORND, make_memory_vec_env
+from sb3_recurrent_ext.zoo import read_entry
 from sb3_recurrent_ext.zoo.best import parse_policy_kwargs
 
 # rl-zoo's tuned ppo_lstm hyperparameters for CartPoleNoVel-v1 (the PPO contenders share them)
@@ -176,10 +176,10 @@ def zoo_entry(config: Path, env_id: str) -> tuple[dict[str, Any], dict[str, Any]
     ``lin_<x>`` strings become linear schedules, as rl-zoo reads them; ``policy``, ``use_rnd``, ``n_timesteps``
     and ``normalize`` are left out (the contender, ``--timesteps`` and ``--normalize`` decide those).
     """
-    entries = yaml.safe_load(config.read_text())
-    if env_id not in entries:
-        raise ValueError(f"--recurrent-ppo-config: {config} has no entry for {env_id!r}; it has {sorted(entries)}")
-    entry = dict(entries[env_id])
+    try:
+        entry = read_entry(config, env_id)
+    except ValueError as error:
+        raise ValueError(f"--recurrent-ppo-config: {error}") from None
     for key in ("policy", "use_rnd", "n_timesteps", "normalize"):
         entry.pop(key, None)
     for key, value in entry.items():

@@ -15,9 +15,8 @@ import argparse
 from pathlib import Path
 
 import optuna
-import yaml
 
-from sb3_recurrent_ext.zoo import OUR_ALGOS, default_config
+from sb3_recurrent_ext.zoo import OUR_ALGOS, default_config, read_entry
 from sb3_recurrent_ext.zoo.best import best_trial, entry_yaml, trial_entry
 
 
@@ -40,16 +39,17 @@ def main() -> None:
         storage = f"sqlite:///{database.resolve()}"
     study_name = args.study_name or f"{args.algo}_{args.env}"
     study = optuna.load_study(study_name=study_name, storage=storage)
-    config = yaml.safe_load(Path(args.conf_file or default_config(args.algo)).read_text())
-    if args.env not in config:
-        parser.error(f"--env {args.env!r} has no entry in {args.conf_file or default_config(args.algo)}")
+    try:
+        yaml_entry = read_entry(args.conf_file or default_config(args.algo), args.env)
+    except ValueError as error:
+        parser.error(f"--env {args.env!r}: {error}")
     trial = best_trial(study, args.trial)
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     source = (
         f"tuner, study {study_name!r}: trial {trial.number} (value {trial.value}) of {len(study.trials)} trials "
         f"({len(complete)} complete)"
     )
-    print(entry_yaml(args.env, trial_entry(trial, args.algo, config[args.env]), source), end="")
+    print(entry_yaml(args.env, trial_entry(trial, args.algo, yaml_entry), source), end="")
 
 
 if __name__ == "__main__":

@@ -220,7 +220,8 @@ def _tune_command(log_folder: Path, n_trials: int, *extra: str) -> list[str]:
 
 
 def test_an_interrupted_study_resumes_from_its_sqlite_file(tmp_path: Path) -> None:
-    from sb3_recurrent_ext.zoo.enqueue import entry_as_trial_params, read_entry
+    from sb3_recurrent_ext.zoo import read_entry
+    from sb3_recurrent_ext.zoo.enqueue import entry_as_trial_params
 
     for _ in range(2):  # the second run is the same command, as after an interruption
         command = _tune_command(tmp_path, 1, "--enqueue-config")
@@ -455,8 +456,9 @@ def test_benchmark_reads_a_zoo_configs_entry_for_recurrent_ppo(tmp_path: Path) -
 def test_a_tuned_entry_enqueues_as_the_trial_it_came_from(algo: str) -> None:
     from rl_zoo3.hyperparams_opt import HYPERPARAMS_SAMPLER
 
+    from sb3_recurrent_ext.zoo import read_entry
     from sb3_recurrent_ext.zoo.best import parse_policy_kwargs, trial_entry
-    from sb3_recurrent_ext.zoo.enqueue import entry_as_trial_params, read_entry
+    from sb3_recurrent_ext.zoo.enqueue import entry_as_trial_params
 
     register()
     yaml_entry = read_entry(ZOO_CONFIGS / f"{algo}.yml", "CartPoleNoVel-v1")
@@ -505,13 +507,13 @@ def test_enqueued_entry_names_what_the_sampler_cannot_take_exactly() -> None:
         64,
     )
     assert params["max_grad_norm"] == 0.5  # not in the entry: RecurrentPPORND's default
-    assert notes == ["ent_coef: the entry's 0.0 is outside the sampler's range, 1e-08 used"]
+    assert notes == ["ent_coef: the sampler cannot take the entry's 0.0; 1e-08 used"]
     entry = {"policy": "MlpGruPolicy", "n_steps": 100, "learning_rate": "lin_0.001", "policy_kwargs": "dict(net_arch=[32])"}
     params, notes = entry_as_trial_params("recurrent_ppo", entry)
     assert (params["n_steps_pow"], params["learning_rate"], params["cell_type"]) == (7, 0.001, "GRU")
     assert "net_arch" not in params  # no choice of the sampler is [32]: the trial samples it
     assert any(note.startswith("learning_rate: lin_0.001 becomes the constant 0.001") for note in notes)
-    assert any(note.startswith("n_steps_pow: the entry's 6.64") for note in notes)
+    assert any(note.startswith("n_steps_pow: the sampler cannot take the entry's 6.64") for note in notes)
     assert any(note.startswith("net_arch: the entry's value has no choice") for note in notes)
     with pytest.raises(ValueError, match=r"--enqueue-config works for .* not --algo 'ppo'"):
         entry_as_trial_params("ppo", entry)

@@ -30,6 +30,7 @@ import rl_zoo3
 import rl_zoo3.exp_manager
 import rl_zoo3.hyperparams_opt
 import rl_zoo3.utils
+import yaml
 
 from sb3_recurrent_ext.common.envs import register_memory_suites
 from sb3_recurrent_ext.common.recurrent.spec import net_spec_to_kwargs
@@ -64,6 +65,15 @@ _registered = False
 def default_config(algo: str) -> Path:
     """``zoo_configs/<algo>.yml``."""
     return ZOO_CONFIGS / f"{algo}.yml"
+
+
+def read_entry(config: str | Path, env_id: str) -> dict[str, Any]:
+    """``env_id``'s entry of a zoo YAML file, as written (``policy_kwargs`` still rl-zoo's string)."""
+    entries = yaml.safe_load(Path(config).read_text())
+    if not isinstance(entries, dict) or env_id not in entries:
+        known = sorted(entries) if isinstance(entries, dict) else []
+        raise ValueError(f"{config} has no entry for {env_id!r}; it has {known}")
+    return dict(entries[env_id])
 
 
 def switch_cell(policy: Any, cell_type: str) -> Any:

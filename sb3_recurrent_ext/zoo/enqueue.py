@@ -18,26 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import yaml
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.storages.journal import JournalFileBackend
 from torch import nn
 
-from sb3_recurrent_ext.zoo import OUR_ALGOS, SAMPLERS, expand_net_spec
+from sb3_recurrent_ext.zoo import OUR_ALGOS, SAMPLERS, expand_net_spec, read_entry
 from sb3_recurrent_ext.zoo.best import parse_policy_kwargs
 from sb3_recurrent_ext.zoo.samplers import FC_HID_LAYERS
 
 _NET_ARCHS = {"tiny": [64], "small": [64, 64], "medium": [256, 256]}  # rl-zoo's converter, pi and vf alike
 _ACTIVATIONS = {nn.Tanh: "tanh", nn.ReLU: "relu", nn.ELU: "elu", nn.LeakyReLU: "leaky_relu"}
-
-
-def read_entry(config: str | Path, env_id: str) -> dict[str, Any]:
-    """``env_id``'s entry of a zoo YAML file, as written."""
-    entries = yaml.safe_load(Path(config).read_text())
-    if not isinstance(entries, dict) or env_id not in entries:
-        known = sorted(entries) if isinstance(entries, dict) else []
-        raise ValueError(f"{config} has no entry for env {env_id!r}; it has {known}")
-    return dict(entries[env_id])
 
 
 def _initial(value: Any) -> Any:
@@ -184,7 +174,7 @@ def entry_as_trial_params(algo: str, entry: dict[str, Any]) -> tuple[dict[str, A
         # 1 - 0.9 is 0.09999999999999998 in floats: keep the entry's digits
         params[name] = float(f"{fitted:.12g}") if isinstance(fitted, float) else fitted
         if not exact:
-            notes.append(f"{name}: the entry's {value!r} is outside the sampler's range, {fitted!r} used")
+            notes.append(f"{name}: the sampler cannot take the entry's {value!r}; {fitted!r} used")
     return params, notes
 
 
