@@ -44,7 +44,7 @@ def _cell_type(entry: dict[str, Any]) -> str:
     return str(cell).upper()
 
 
-def _recurrent_values(entry: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+def _recurrent_values(entry: dict[str, Any], arguments: dict[str, Any]) -> dict[str, Any]:
     policy_kwargs = entry["policy_kwargs"]
     fc_hid_layers = list(policy_kwargs.get("fc_hid_layers", []))
     return {
@@ -52,56 +52,54 @@ def _recurrent_values(entry: dict[str, Any], defaults: dict[str, Any]) -> dict[s
         "rnn_hidden_size": policy_kwargs.get("rnn_hidden_size", policy_kwargs.get("lstm_hidden_size", 64)),
         "rnn_num_layers": policy_kwargs.get("rnn_num_layers", policy_kwargs.get("n_lstm_layers", 1)),
         "fc_hid_layers": next((name for name, layers in FC_HID_LAYERS.items() if layers == fc_hid_layers), None),
-        "seq_len": entry.get("seq_len", defaults["seq_len"]),
+        "seq_len": arguments["seq_len"],
     }
 
 
-def _ppo_values(entry: dict[str, Any], defaults: dict[str, Any], algo: str) -> dict[str, Any]:
-    value = {key: _initial(entry.get(key, default)) for key, default in defaults.items()}
+def _ppo_values(entry: dict[str, Any], arguments: dict[str, Any], algo: str) -> dict[str, Any]:
     policy_kwargs = entry["policy_kwargs"]
     net_arch = policy_kwargs.get("net_arch", dict(pi=[64], vf=[64]))
     pi, vf = (net_arch.get("pi"), net_arch.get("vf")) if isinstance(net_arch, dict) else (net_arch, net_arch)
     raw = {
-        "batch_size_pow": math.log2(value["batch_size"]),
-        "n_steps_pow": math.log2(value["n_steps"]),
-        "one_minus_gamma": 1 - value["gamma"],
-        "one_minus_gae_lambda": 1 - value["gae_lambda"],
-        "learning_rate": value["learning_rate"],
-        "ent_coef": value["ent_coef"],
-        "clip_range": value["clip_range"],
-        "n_epochs": value["n_epochs"],
-        "max_grad_norm": value["max_grad_norm"],
+        "batch_size_pow": math.log2(arguments["batch_size"]),
+        "n_steps_pow": math.log2(arguments["n_steps"]),
+        "one_minus_gamma": 1 - arguments["gamma"],
+        "one_minus_gae_lambda": 1 - arguments["gae_lambda"],
+        "learning_rate": arguments["learning_rate"],
+        "ent_coef": arguments["ent_coef"],
+        "clip_range": arguments["clip_range"],
+        "n_epochs": arguments["n_epochs"],
+        "max_grad_norm": arguments["max_grad_norm"],
         "net_arch": next((name for name, layers in _NET_ARCHS.items() if layers == pi == vf), None),
         "activation_fn": _ACTIVATIONS.get(policy_kwargs.get("activation_fn", nn.Tanh)),
-        **_recurrent_values(entry, defaults),
+        **_recurrent_values(entry, arguments),
     }
     if algo == "recurrent_ppo_rnd":
-        raw["use_rnd"] = value["use_rnd"]
-        if value["use_rnd"]:
-            raw["one_minus_int_gamma"] = 1 - value["int_gamma"]
-            raw["int_adv_coef"] = value["int_adv_coef"]
+        raw["use_rnd"] = arguments["use_rnd"]
+        if arguments["use_rnd"]:
+            raw["one_minus_int_gamma"] = 1 - arguments["int_gamma"]
+            raw["int_adv_coef"] = arguments["int_adv_coef"]
     return raw
 
 
-def _dqn_values(entry: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    value = {key: _initial(entry.get(key, default)) for key, default in defaults.items()}
-    train_freq = value["train_freq"]
-    seq_len = value["seq_len"]
+def _dqn_values(entry: dict[str, Any], arguments: dict[str, Any]) -> dict[str, Any]:
+    train_freq = arguments["train_freq"]
+    seq_len = arguments["seq_len"]
     return {
-        "one_minus_gamma": 1 - value["gamma"],
-        "learning_rate": value["learning_rate"],
-        "batch_size": value["batch_size"],
+        "one_minus_gamma": 1 - arguments["gamma"],
+        "learning_rate": arguments["learning_rate"],
+        "batch_size": arguments["batch_size"],
         # rl-zoo writes train_freq as 4 or [4, "step"]
         "train_freq": train_freq[0] if isinstance(train_freq, list | tuple) else train_freq,
-        "gradient_steps": value["gradient_steps"],
-        "target_update_interval": value["target_update_interval"],
-        "exploration_fraction": value["exploration_fraction"],
-        "exploration_final_eps": value["exploration_final_eps"],
-        **_recurrent_values(entry, defaults),
-        "burn_in_fraction": value["burn_in"] / seq_len,
-        "stride_fraction": (value["sequence_stride"] or seq_len) / seq_len,
-        "n_step": value["n_step"],
-        "prioritized_replay": value["prioritized_replay"],
+        "gradient_steps": arguments["gradient_steps"],
+        "target_update_interval": arguments["target_update_interval"],
+        "exploration_fraction": arguments["exploration_fraction"],
+        "exploration_final_eps": arguments["exploration_final_eps"],
+        **_recurrent_values(entry, arguments),
+        "burn_in_fraction": arguments["burn_in"] / seq_len,
+        "stride_fraction": (arguments["sequence_stride"] or seq_len) / seq_len,
+        "n_step": arguments["n_step"],
+        "prioritized_replay": arguments["prioritized_replay"],
         "dueling": entry["policy_kwargs"].get("dueling", False),
     }
 
@@ -157,7 +155,9 @@ def entry_as_trial_params(algo: str, entry: dict[str, Any]) -> tuple[dict[str, A
     defaults = {name: p.default for name, p in signature.items() if p.default is not inspect.Parameter.empty}
     if algo == "recurrent_ppo":
         defaults["use_rnd"] = False
-    wanted = _dqn_values(entry, defaults) if algo == "recurrent_dqn" else _ppo_values(entry, defaults, algo)
+    # the algorithm's arguments as the entry sets them, else their defaults; lin_x schedules as x
+    arguments = {key: _initial(entry.get(key, default)) for key, default in defaults.items()}
+    wanted = _dqn_values(entry, arguments) if algo == "recurrent_dqn" else _ppo_values(entry, arguments, algo)
     distributions = _distributions(algo, bool(wanted.get("use_rnd", False)))
     params: dict[str, Any] = {}
     notes = [
