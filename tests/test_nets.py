@@ -133,7 +133,7 @@ def test_bidirectional_last_step_sees_whole_window():
 @pytest.mark.parametrize(
     ("kwargs", "pattern"),
     [
-        ({"cell_type": "GRUU"}, r"cell_type='GRUU'.*allowed values: \['GRU', 'LSTM', 'RNN'\]"),
+        ({"cell_type": "GRUU"}, r"cell_type='GRUU'.*allowed values: \['GRU', 'LSTM', 'RNN', 'FFM', 'MinGRU'\]"),
         ({"hid_layers_activation": "rel"}, r"hid_layers_activation='rel'.*allowed values.*did you mean 'relu'"),
         ({"init_fn": "xavier_uniform"}, r"init_fn='xavier_uniform'.*did you mean 'xavier_uniform_'"),
         ({"rnn_hidden_size": 0}, r"rnn_hidden_size=0 must be a positive integer"),

@@ -30,7 +30,7 @@ class RecurrentNetExtractor(BaseFeaturesExtractor):
 
     :param observation_space: the frame-stacked observation space, shape ``(seq_len * obs_dim,)``.
     :param seq_len: number of stacked frames (``n_stack`` of ``VecFrameStack``).
-    :param cell_type: ``"GRU"``, ``"LSTM"`` or ``"RNN"``.
+    :param cell_type: ``"GRU"``, ``"LSTM"``, ``"RNN"``, ``"FFM"`` or ``"MinGRU"``.
     :param fc_hid_layers: per-step MLP sizes; ``[]`` feeds raw frames to the cell.
     :param hid_layers_activation: activation of the per-step MLP.
     :param out_layer_activation: activation applied to the output features.

@@ -20,6 +20,7 @@ import torch as th
 from torch import nn
 from torch.func import functional_call
 
+from sb3_recurrent_ext.common.recurrent.cells import PARALLEL_CELLS
 from sb3_recurrent_ext.common.recurrent.states import CELL_TYPES, RecurrentState, n_state_tensors
 
 # SLM-Lab's activation names (lower case) -> torch modules.
@@ -53,10 +54,13 @@ def _closest(value: str, allowed: Sequence[str]) -> str:
 
 
 def resolve_cell_type(cell_type: str, argument: str = "cell_type") -> str:
-    """Normalise a cell name (``"gru"`` -> ``"GRU"``) or raise a ``ValueError`` naming the allowed values."""
-    if isinstance(cell_type, str) and cell_type.upper() in CELL_TYPES:
-        return cell_type.upper()
-    raise ValueError(f"{argument}={cell_type!r} is not a recurrent cell; allowed values: {list(CELL_TYPES)}")
+    """Normalise a cell name (``"gru"`` -> ``"GRU"``, ``"mingru"`` -> ``"MinGRU"``) or raise a ``ValueError``
+    naming the allowed values."""
+    by_lower = {name.lower(): name for name in CELL_TYPES}
+    if isinstance(cell_type, str) and cell_type.lower() in by_lower:
+        return by_lower[cell_type.lower()]
+    hint = _closest(str(cell_type).lower(), list(by_lower))
+    raise ValueError(f"{argument}={cell_type!r} is not a recurrent cell; allowed values: {list(CELL_TYPES)}{hint}")
 
 
 def resolve_activation(activation: str | type[nn.Module] | None, argument: str = "hid_layers_activation") -> type[nn.Module]:
@@ -102,7 +106,8 @@ class RecurrentNet(nn.Module):
     """Per-step MLP feeding a recurrent stack, configured with SLM-Lab's net spec keys.
 
     :param input_dim: Number of features of one time step.
-    :param cell_type: ``"GRU"``, ``"LSTM"`` or ``"RNN"`` (case-insensitive).
+    :param cell_type: ``"GRU"``, ``"LSTM"`` or ``"RNN"`` (torch's), or ``"FFM"`` or ``"MinGRU"``, which train in
+        parallel over time (:mod:`~sb3_recurrent_ext.common.recurrent.cells`); case-insensitive.
     :param fc_hid_layers: Hidden sizes of the per-step MLP; ``[]`` feeds the raw input to the cell.
     :param hid_layers_activation: Activation of the MLP layers (SLM name such as ``"relu"``, or an ``nn.Module`` class).
     :param out_layer_activation: Activation applied to the recurrent output (``None``: none).
@@ -112,7 +117,8 @@ class RecurrentNet(nn.Module):
         see :class:`~sb3_recurrent_ext.RecurrentNetExtractor`; a carried state cannot run backwards).
     :param init_fn: Name of a ``torch.nn.init`` function for every weight matrix (biases are zeroed);
         ``None`` keeps torch's default initialisation.
-    :param rnn_kwargs: extra arguments of ``nn.GRU``/``nn.LSTM``/``nn.RNN`` (e.g. ``dropout``).
+    :param rnn_kwargs: extra arguments of ``nn.GRU``/``nn.LSTM``/``nn.RNN`` (e.g. ``dropout``), or of the
+        parallel cells (FFM: ``memory_size``, ``context_size``, ``min_period``, ``max_period``).
     """
 
     def __init__(
@@ -141,15 +147,7 @@ class RecurrentNet(nn.Module):
 
         self.fc = build_mlp(self.input_dim, self.fc_hid_layers, resolve_activation(hid_layers_activation))
         rnn_input = self.fc_hid_layers[-1] if self.fc_hid_layers else self.input_dim
-        rnn_class = {"GRU": nn.GRU, "LSTM": nn.LSTM, "RNN": nn.RNN}[self.cell_type]
-        self.rnn = rnn_class(
-            input_size=rnn_input,
-            hidden_size=rnn_hidden_size,
-            num_layers=rnn_num_layers,
-            batch_first=True,
-            bidirectional=bidirectional,
-            **(rnn_kwargs or {}),
-        )
+        self.rnn = self._build_cell(rnn_input, rnn_kwargs or {})
         self.out_activation = resolve_activation(out_layer_activation, "out_layer_activation")()
 
         init = resolve_init_fn(init_fn)
@@ -159,6 +157,34 @@ class RecurrentNet(nn.Module):
                     init(param)
                 elif "bias" in name:
                     nn.init.zeros_(param)
+
+    @property
+    def parallel(self) -> bool:
+        """Whether the cell trains in parallel over time (FFM, minGRU) rather than step by step in torch."""
+        return self.cell_type in PARALLEL_CELLS
+
+    def _build_cell(self, input_size: int, rnn_kwargs: dict) -> nn.Module:
+        if self.cell_type not in PARALLEL_CELLS:
+            rnn_class = {"GRU": nn.GRU, "LSTM": nn.LSTM, "RNN": nn.RNN}[self.cell_type]
+            return rnn_class(
+                input_size=input_size,
+                hidden_size=self.rnn_hidden_size,
+                num_layers=self.rnn_num_layers,
+                batch_first=True,
+                bidirectional=self.bidirectional,
+                **rnn_kwargs,
+            )
+        if self.bidirectional:
+            raise ValueError(f"bidirectional=True is not possible with cell_type={self.cell_type!r}; use GRU, LSTM or RNN")
+        try:
+            return PARALLEL_CELLS[self.cell_type](input_size, self.rnn_hidden_size, self.rnn_num_layers, **rnn_kwargs)
+        except TypeError as error:
+            raise ValueError(f"rnn_kwargs={rnn_kwargs!r} do not fit cell_type={self.cell_type!r}: {error}") from None
+
+    @property
+    def state_size(self) -> int:
+        """Width of one layer's state tensor: the hidden size, or FFM's ``2 * memory_size * context_size``."""
+        return self.rnn.state_size if self.parallel else self.rnn_hidden_size  # type: ignore[return-value]
 
     @property
     def output_dim(self) -> int:
@@ -173,11 +199,15 @@ class RecurrentNet(nn.Module):
         """The zero state for ``batch_size`` envs or sequences."""
         device = device if device is not None else next(self.parameters()).device
         return RecurrentState.zeros(
-            self.cell_type, self.rnn_num_layers * self.num_directions, batch_size, self.rnn_hidden_size, device
+            self.cell_type, self.rnn_num_layers * self.num_directions, batch_size, self.state_size, device
         )
 
     def forward(
-        self, x: th.Tensor, state: RecurrentState | None = None, lengths: th.Tensor | None = None
+        self,
+        x: th.Tensor,
+        state: RecurrentState | None = None,
+        lengths: th.Tensor | None = None,
+        episode_starts: th.Tensor | None = None,
     ) -> tuple[th.Tensor, RecurrentState]:
         """Run a padded batch of sequences in one recurrent call.
 
@@ -186,11 +216,21 @@ class RecurrentNet(nn.Module):
         :param lengths: ``(batch,)`` real steps of each sequence (the rest is padding), or ``None`` when
             every step is real. With lengths the final state is each sequence's state after its last real
             step (a length of 0 returns the given state unchanged) and outputs past it are zero.
+        :param episode_starts: ``(batch, time)`` True where an episode starts inside a sequence (the state is
+            zeroed before that step). FFM and minGRU only: torch's cells cannot reset inside one call, so their
+            sequences are cut at episode starts (:func:`~sb3_recurrent_ext.make_sequences`).
         :return: outputs ``(batch, time, num_directions * H)`` and the final state.
         """
         batch, time = x.shape[0], x.shape[1]
         if state is None:
             state = self.initial_state(batch, x.device)
+        if self.parallel:
+            return self._forward_parallel(x, state, lengths, episode_starts)
+        if episode_starts is not None:
+            raise ValueError(
+                f"episode_starts inside a sequence need a cell that resets in parallel (FFM, MinGRU), not "
+                f"cell_type={self.cell_type!r}; cut the sequences at episode starts instead"
+            )
         if time == 1 and lengths is None and self._cells_match_rnn():
             # (batch, 1, F) -> (batch, F') -> cells -> (batch, 1, H)
             output, final_state = self._cell_step(self.fc(x[:, 0]), state)
@@ -216,12 +256,29 @@ class RecurrentNet(nn.Module):
             output = output * (~empty).view(-1, 1, 1)
         return self.out_activation(output), final_state
 
+    def _forward_parallel(
+        self, x: th.Tensor, state: RecurrentState, lengths: th.Tensor | None, episode_starts: th.Tensor | None
+    ) -> tuple[th.Tensor, RecurrentState]:
+        batch, time = x.shape[0], x.shape[1]
+        # (batch, time, F) -> (batch * time, F) -> MLP -> (batch, time, F')
+        features = self.fc(x.reshape(batch * time, -1)).reshape(batch, time, -1)
+        if lengths is not None:
+            lengths = th.as_tensor(lengths, device=x.device).long()
+        output, final = self.rnn(features, state.h, episode_starts, lengths)
+        if lengths is not None:
+            # (batch, time, 1): outputs past each sequence's last real step are zero, as with a packed torch RNN
+            real = th.arange(time, device=x.device).view(1, -1) < lengths.view(-1, 1)
+            output = output * real.unsqueeze(-1)
+        return self.out_activation(output), RecurrentState((final,))
+
     def _cells_match_rnn(self) -> bool:
         """Whether torch's cell functions compute exactly what ``self.rnn`` does for one step.
 
         Not for a backward direction, LSTM projections (``proj_size``), or dropout between layers while training.
         """
         rnn = self.rnn
+        if not isinstance(rnn, nn.RNNBase):  # FFM, MinGRU: no torch cell functions
+            return False
         dropout_active = self.training and rnn.dropout > 0 and rnn.num_layers > 1
         return not self.bidirectional and getattr(rnn, "proj_size", 0) == 0 and not dropout_active
 
@@ -269,7 +326,10 @@ class RecurrentNet(nn.Module):
         :param x: ``(batch, seq_len, input_dim)``.
         :return: ``(batch, num_directions * H)``.
         """
-        _, final = self.forward(x)
+        output, final = self.forward(x)
+        if self.parallel:
+            # a parallel cell's state is not its output (FFM's is a trace): the output after the last frame
+            return output[:, -1]
         # h: (L * D, batch, H) -> the last layer's D directions -> (batch, D * H)
         last_layer = final.h[-self.num_directions :]
         return self.out_activation(last_layer.permute(1, 0, 2).reshape(x.shape[0], -1))

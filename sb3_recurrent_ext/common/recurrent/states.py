@@ -1,8 +1,9 @@
 """One hidden-state container for every recurrent cell.
 
-GRU and vanilla RNN carry one tensor ``h``; LSTM carries ``h`` and ``c``. Every tensor
-has torch's layout ``(num_layers * num_directions, batch, hidden_size)``, so the whole
-state goes straight into ``nn.GRU`` / ``nn.LSTM`` / ``nn.RNN``.
+GRU, vanilla RNN, minGRU and FFM carry one tensor ``h``; LSTM carries ``h`` and ``c``. Every tensor
+has torch's layout ``(num_layers * num_directions, batch, state_size)``, so the whole
+state goes straight into ``nn.GRU`` / ``nn.LSTM`` / ``nn.RNN``. ``state_size`` is the hidden size,
+except for FFM, whose state is its complex trace (``2 * memory_size * context_size`` reals).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch as th
 
-CELL_TYPES = ("GRU", "LSTM", "RNN")
+# torch's cells, then the cells of `cells.py` that train in parallel over time
+CELL_TYPES = ("GRU", "LSTM", "RNN", "FFM", "MinGRU")
 
 
 def n_state_tensors(cell_type: str) -> int:
