@@ -171,7 +171,7 @@ def _model(cell: str = "Gru", dueling: bool = False, **kwargs) -> RecurrentDQN:
     return RecurrentDQN(f"Mlp{cell}Policy", env, policy_kwargs=policy_kwargs, **defaults)
 
 
-@pytest.mark.parametrize("cell", ["Gru", "Lstm"])
+@pytest.mark.parametrize("cell", ["Gru", "Lstm", "Ffm", "MinGru"])
 def test_sequence_path_matches_step_by_step(cell: str) -> None:
     model = _model(cell)
     model.learn(300)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -58,10 +59,24 @@ def recurrent_net_kwargs(
     )
 
 
-def with_cell(base: type, cell: str, name: str) -> type:
-    """A subclass of ``base`` whose recurrent cell is fixed to ``cell`` (``MlpLstmPolicy``, ``MlpGruPolicy``...)."""
+def with_cell(base: type, cell: str, name: str, module: str) -> type:
+    """A subclass of ``base`` whose recurrent cell is fixed to ``cell`` (``MlpLstmPolicy``, ``MlpGruPolicy``...).
+
+    :param module: the ``__name__`` of the module that binds the class to ``name``, so pickle finds it there.
+    """
     summary = (base.__doc__ or "").splitlines()[0]
-    return type(name, (base,), {"alias_cell_type": cell, "__doc__": f"{summary} Cell: {cell}."})
+    attributes = {"alias_cell_type": cell, "__doc__": f"{summary} Cell: {cell}.", "__module__": module, "__qualname__": name}
+    return type(name, (base,), attributes)
+
+
+# alias infix -> cell: MlpLstmPolicy, CnnGruPolicy, MultiInputFfmPolicy, MlpMinGruPolicy...
+ALIAS_CELLS = {"Lstm": "LSTM", "Gru": "GRU", "Ffm": "FFM", "MinGru": "MinGRU"}
+ALIAS_NAMES = tuple(f"{kind}{infix}Policy" for kind in ("Mlp", "Cnn", "MultiInput") for infix in ALIAS_CELLS)
+
+
+def policy_aliases(policies_module: ModuleType) -> dict[str, type]:
+    """An algorithm's ``policy_aliases`` table: every name of :data:`ALIAS_NAMES`, bound in ``policies_module``."""
+    return {name: getattr(policies_module, name) for name in ALIAS_NAMES}
 
 
 class RecurrentPredictMixin:

@@ -16,19 +16,15 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import LinearSchedule, obs_as_tensor, polyak_update
 
+from sb3_recurrent_ext.common.policies import policy_aliases
 from sb3_recurrent_ext.common.recurrent.nets import _check_positive_int
+from sb3_recurrent_ext.dqn_recurrent import policies
 from sb3_recurrent_ext.dqn_recurrent.buffers import (
     SequenceReplayBufferMixin,
     SequenceReplaySamples,
     sequence_replay_buffer_class,
 )
 from sb3_recurrent_ext.dqn_recurrent.policies import (
-    CnnGruPolicy,
-    CnnLstmPolicy,
-    MlpGruPolicy,
-    MlpLstmPolicy,
-    MultiInputGruPolicy,
-    MultiInputLstmPolicy,
     RecurrentDQNPolicy,
 )
 from sb3_recurrent_ext.dqn_recurrent.targets import n_step_targets
@@ -97,14 +93,7 @@ class RecurrentDQN(OffPolicyAlgorithm):
     :param stats_window_size, tensorboard_log, policy_kwargs, verbose, seed, device: as in SB3.
     """
 
-    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
-        "MlpLstmPolicy": MlpLstmPolicy,
-        "MlpGruPolicy": MlpGruPolicy,
-        "CnnLstmPolicy": CnnLstmPolicy,
-        "CnnGruPolicy": CnnGruPolicy,
-        "MultiInputLstmPolicy": MultiInputLstmPolicy,
-        "MultiInputGruPolicy": MultiInputGruPolicy,
-    }
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = policy_aliases(policies)  # type: ignore[assignment]
     policy: RecurrentDQNPolicy
     replay_buffer: SequenceReplayBufferMixin  # type: ignore[assignment]
     exploration_schedule: Schedule

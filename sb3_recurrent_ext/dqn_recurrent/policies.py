@@ -235,9 +235,15 @@ class RecurrentDQNMultiInputPolicy(RecurrentDQNPolicy):
     default_features_extractor = CombinedExtractor
 
 
-MlpLstmPolicy = with_cell(RecurrentDQNPolicy, "LSTM", "MlpLstmPolicy")
-MlpGruPolicy = with_cell(RecurrentDQNPolicy, "GRU", "MlpGruPolicy")
-CnnLstmPolicy = with_cell(RecurrentDQNCnnPolicy, "LSTM", "CnnLstmPolicy")
-CnnGruPolicy = with_cell(RecurrentDQNCnnPolicy, "GRU", "CnnGruPolicy")
-MultiInputLstmPolicy = with_cell(RecurrentDQNMultiInputPolicy, "LSTM", "MultiInputLstmPolicy")
-MultiInputGruPolicy = with_cell(RecurrentDQNMultiInputPolicy, "GRU", "MultiInputGruPolicy")
+MlpLstmPolicy = with_cell(RecurrentDQNPolicy, "LSTM", "MlpLstmPolicy", __name__)
+MlpGruPolicy = with_cell(RecurrentDQNPolicy, "GRU", "MlpGruPolicy", __name__)
+MlpFfmPolicy = with_cell(RecurrentDQNPolicy, "FFM", "MlpFfmPolicy", __name__)
+MlpMinGruPolicy = with_cell(RecurrentDQNPolicy, "MinGRU", "MlpMinGruPolicy", __name__)
+CnnLstmPolicy = with_cell(RecurrentDQNCnnPolicy, "LSTM", "CnnLstmPolicy", __name__)
+CnnGruPolicy = with_cell(RecurrentDQNCnnPolicy, "GRU", "CnnGruPolicy", __name__)
+CnnFfmPolicy = with_cell(RecurrentDQNCnnPolicy, "FFM", "CnnFfmPolicy", __name__)
+CnnMinGruPolicy = with_cell(RecurrentDQNCnnPolicy, "MinGRU", "CnnMinGruPolicy", __name__)
+MultiInputLstmPolicy = with_cell(RecurrentDQNMultiInputPolicy, "LSTM", "MultiInputLstmPolicy", __name__)
+MultiInputGruPolicy = with_cell(RecurrentDQNMultiInputPolicy, "GRU", "MultiInputGruPolicy", __name__)
+MultiInputFfmPolicy = with_cell(RecurrentDQNMultiInputPolicy, "FFM", "MultiInputFfmPolicy", __name__)
+MultiInputMinGruPolicy = with_cell(RecurrentDQNMultiInputPolicy, "MinGRU", "MultiInputMinGruPolicy", __name__)

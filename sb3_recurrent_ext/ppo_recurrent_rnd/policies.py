@@ -349,9 +349,15 @@ class RecurrentMultiInputActorCriticPolicy(RecurrentActorCriticPolicy):
     default_features_extractor = CombinedExtractor
 
 
-MlpLstmPolicy = with_cell(RecurrentActorCriticPolicy, "LSTM", "MlpLstmPolicy")
-MlpGruPolicy = with_cell(RecurrentActorCriticPolicy, "GRU", "MlpGruPolicy")
-CnnLstmPolicy = with_cell(RecurrentActorCriticCnnPolicy, "LSTM", "CnnLstmPolicy")
-CnnGruPolicy = with_cell(RecurrentActorCriticCnnPolicy, "GRU", "CnnGruPolicy")
-MultiInputLstmPolicy = with_cell(RecurrentMultiInputActorCriticPolicy, "LSTM", "MultiInputLstmPolicy")
-MultiInputGruPolicy = with_cell(RecurrentMultiInputActorCriticPolicy, "GRU", "MultiInputGruPolicy")
+MlpLstmPolicy = with_cell(RecurrentActorCriticPolicy, "LSTM", "MlpLstmPolicy", __name__)
+MlpGruPolicy = with_cell(RecurrentActorCriticPolicy, "GRU", "MlpGruPolicy", __name__)
+MlpFfmPolicy = with_cell(RecurrentActorCriticPolicy, "FFM", "MlpFfmPolicy", __name__)
+MlpMinGruPolicy = with_cell(RecurrentActorCriticPolicy, "MinGRU", "MlpMinGruPolicy", __name__)
+CnnLstmPolicy = with_cell(RecurrentActorCriticCnnPolicy, "LSTM", "CnnLstmPolicy", __name__)
+CnnGruPolicy = with_cell(RecurrentActorCriticCnnPolicy, "GRU", "CnnGruPolicy", __name__)
+CnnFfmPolicy = with_cell(RecurrentActorCriticCnnPolicy, "FFM", "CnnFfmPolicy", __name__)
+CnnMinGruPolicy = with_cell(RecurrentActorCriticCnnPolicy, "MinGRU", "CnnMinGruPolicy", __name__)
+MultiInputLstmPolicy = with_cell(RecurrentMultiInputActorCriticPolicy, "LSTM", "MultiInputLstmPolicy", __name__)
+MultiInputGruPolicy = with_cell(RecurrentMultiInputActorCriticPolicy, "GRU", "MultiInputGruPolicy", __name__)
+MultiInputFfmPolicy = with_cell(RecurrentMultiInputActorCriticPolicy, "FFM", "MultiInputFfmPolicy", __name__)
+MultiInputMinGruPolicy = with_cell(RecurrentMultiInputActorCriticPolicy, "MinGRU", "MultiInputMinGruPolicy", __name__)
