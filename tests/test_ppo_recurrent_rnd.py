@@ -1,5 +1,7 @@
 """RecurrentPPORND: the sequence path, two-stream GAE, RND, SB3 behaviour and argument errors."""
 
+import pickle
+
 import numpy as np
 import pytest
 import torch as th
@@ -12,6 +14,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_recurrent_ext import RecurrentPPORND, RecurrentState, make_sequences
 from sb3_recurrent_ext.common.gae import compute_gae
+from sb3_recurrent_ext.common.policies import ALIAS_CELLS, ALIAS_NAMES
 from sb3_recurrent_ext.common.rnd import ClippedNormalizer, IntrinsicRewardNormalizer, RNDNetworks
 
 SMALL = dict(n_steps=16, batch_size=32, n_epochs=2, seq_len=8)
@@ -22,18 +25,35 @@ def _model(policy="MlpLstmPolicy", env="CartPoleNoVel-v1", **kwargs):
     return RecurrentPPORND(policy, env, **{**SMALL, "policy_kwargs": POLICY_KWARGS, **kwargs})
 
 
-@pytest.mark.parametrize("policy", ["MlpLstmPolicy", "MlpGruPolicy"])
-@pytest.mark.parametrize("use_rnd", [False, True])
-def test_sequence_path_matches_step_by_step_reference(policy, use_rnd):
-    """Values, log-probs and gradients from one recurrent call over padded sequences equal a step loop."""
+@pytest.mark.parametrize(
+    "policy, use_rnd, seq_len",
+    [
+        ("MlpLstmPolicy", False, 8),
+        ("MlpLstmPolicy", True, 8),
+        ("MlpGruPolicy", False, 8),
+        ("MlpGruPolicy", True, 8),
+        ("MlpLstmPolicy", False, None),
+        ("MlpGruPolicy", True, None),
+        ("MlpFfmPolicy", False, 8),
+        ("MlpFfmPolicy", True, None),
+        ("MlpMinGruPolicy", False, None),
+        ("MlpMinGruPolicy", True, 8),
+    ],
+)
+def test_sequence_path_matches_step_by_step_reference(policy, use_rnd, seq_len):
+    """Values, log-probs and gradients from one recurrent call over padded sequences equal a step loop.
+
+    ``seq_len=None``: whole sequences (episode or rollout start to end), so BPTT reaches back to the rollout start.
+    """
     th.manual_seed(0)
     env = make_vec_env("CartPoleNoVel-v1", n_envs=3, seed=0)
     # learning_rate 0: the stored states and values stay those of the current parameters
-    model = _model(policy, env, use_rnd=use_rnd, learning_rate=0.0)
+    model = _model(policy, env, use_rnd=use_rnd, learning_rate=0.0, seq_len=seq_len)
     model.learn(48)  # one rollout: 16 steps x 3 envs, with episode starts inside sequences
     buffer = model.rollout_buffer
     assert buffer.episode_starts[1:].any(), "the test needs episode starts inside the rollout"
-    batch = buffer.to_sequences(model.seq_len, None, 2 if use_rnd else 1)
+    train_len = model.seq_len or model.n_steps
+    batch = buffer.to_sequences(train_len, None, 2 if use_rnd else 1)
     n_seq, seq_len = batch.mask.shape
     obs = batch.observations.reshape(n_seq * seq_len, -1)
     actions = batch.actions.reshape(-1).long()
@@ -58,7 +78,7 @@ def test_sequence_path_matches_step_by_step_reference(policy, use_rnd):
     starts = th.as_tensor(buffer.episode_starts, dtype=th.float32)
     state = RecurrentState.from_flat(th.as_tensor(buffer.hidden_states[0]), *_state_layout(buffer))
     # truncated BPTT: the sequence path starts each sequence from a stored (detached) state
-    sequences = make_sequences(buffer.episode_starts, model.seq_len)
+    sequences = make_sequences(buffer.episode_starts, train_len)
     begins = np.zeros(buffer.buffer_size * 3)
     begins[sequences.start_index] = 1.0
     begins = th.as_tensor(begins.reshape(buffer.buffer_size, 3, 1), dtype=th.float32)
@@ -166,9 +186,7 @@ def test_save_load_predicts_the_same_actions_from_the_same_state(tmp_path):
         assert th.equal(a, b)
 
 
-@pytest.mark.parametrize(
-    "policy", ["MlpLstmPolicy", "MlpGruPolicy", "CnnLstmPolicy", "CnnGruPolicy", "MultiInputLstmPolicy", "MultiInputGruPolicy"]
-)
+@pytest.mark.parametrize("policy", ALIAS_NAMES)
 def test_every_policy_alias(policy):
     if policy.startswith("Cnn"):
         from stable_baselines3.common.envs import FakeImageEnv
@@ -183,9 +201,11 @@ def test_every_policy_alias(policy):
     model = RecurrentPPORND(
         policy, env, n_steps=8, batch_size=16, n_epochs=1, seq_len=4, policy_kwargs=dict(rnn_hidden_size=8)
     )
-    cell = "GRU" if "Gru" in policy else "LSTM"
+    cell = ALIAS_CELLS[policy.removeprefix("Mlp").removeprefix("Cnn").removeprefix("MultiInput").removesuffix("Policy")]
     assert model.policy.recurrent.actor_rnn.cell_type == cell
     model.learn(16)
+    # module-level classes: the policy pickles (torch.save of a policy, SubprocVecEnv, Ray)
+    assert type(pickle.loads(pickle.dumps(model.policy))) is type(model.policy)
 
 
 @pytest.mark.parametrize(

@@ -38,16 +38,21 @@ class SequenceBatch:
         return self.mask.shape[0]
 
     def select(self, sequences: th.Tensor) -> SequenceBatch:
-        """The minibatch of the given sequences."""
+        """The minibatch of the given sequences, cut to its longest sequence.
+
+        Why the cut: with whole sequences (``seq_len=None``) most are shorter than the rollout; padding past the
+        longest in the minibatch would only cost recurrent steps.
+        """
+        longest = int(self.mask[sequences].sum(dim=1).max())
         picked: dict[str, Any] = {}
         for field in fields(self):
             value = getattr(self, field.name)
             if isinstance(value, RecurrentState):
                 picked[field.name] = value.index(sequences)
             elif isinstance(value, dict):
-                picked[field.name] = {key: v[sequences] for key, v in value.items()}
+                picked[field.name] = {key: v[sequences, :longest] for key, v in value.items()}
             elif value is not None:
-                picked[field.name] = value[sequences]
+                picked[field.name] = value[sequences, :longest]
             else:
                 picked[field.name] = None
         return SequenceBatch(**picked)
