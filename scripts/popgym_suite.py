@@ -1,0 +1,207 @@
+"""The memory suite behind ``scripts/benchmark.py --suite popgym``: popgym Easy tasks and MiniGrid-MemoryS7.
+
+Every (task, seed, contender) run appends one JSON line to ``<out>/popgym_runs.jsonl`` as soon as it finishes, so
+a stopped run loses only the run in progress and several processes (one per core) can share the work
+(``--tasks``, ``--only``). ``--report`` rebuilds ``<out>/popgym.md`` and the learning-curve PNGs from that file:
+per task, mean ± std, IQM with a 95% stratified bootstrap confidence interval over seeds (rliable, Agarwal et al.,
+NeurIPS 2021), every seed, fps and wall time, and where random play lands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch as th
+from sb3_contrib import RecurrentPPO
+from stable_baselines3 import PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
+
+from sb3_recurrent_ext import RecurrentDQN, RecurrentPPORND, make_memory_vec_env
+
+TASKS = (
+    "popgym-RepeatFirstEasy-v0",
+    "popgym-RepeatPreviousEasy-v0",
+    "popgym-CountRecallEasy-v0",
+    "popgym-AutoencodeEasy-v0",
+    "popgym-PositionOnlyCartPoleEasy-v0",
+    "MiniGrid-MemoryS7-v0",
+)
+N_ENVS = 8
+FRAME_STACK = 4
+# SB3 PPO's own n_steps (2048 x 8 envs) would leave 6 updates in 100k steps: it takes the rollout and minibatch
+# sizes that RecurrentPPORND and sb3-contrib's RecurrentPPO both default to
+SB3_PPO = dict(n_steps=128, batch_size=128, n_epochs=10)
+# RecurrentDQN on 8 envs: one learning step per vectorised step, as in benchmark.py --family dqn
+RECURRENT_DQN: dict[str, Any] = dict(
+    learning_starts=2000, train_freq=1, gradient_steps=1, learning_rate=lambda progress: 1e-3 * progress
+)
+
+
+def _ours(policy: str) -> Any:
+    return lambda env, seed: RecurrentPPORND(policy, env, use_rnd=False, seed=seed)
+
+
+# name -> (factory(env, seed), frame-stacked env?); every contender runs on N_ENVS envs
+CONTENDERS: dict[str, tuple[Any, bool]] = {
+    "RecurrentPPORND LSTM": (_ours("MlpLstmPolicy"), False),
+    "RecurrentPPORND GRU": (_ours("MlpGruPolicy"), False),
+    "RecurrentPPORND FFM": (_ours("MlpFfmPolicy"), False),
+    "RecurrentPPORND MinGRU": (_ours("MlpMinGruPolicy"), False),
+    "RecurrentDQN GRU": (lambda env, seed: RecurrentDQN("MlpGruPolicy", env, seed=seed, **RECURRENT_DQN), False),
+    "sb3-contrib RecurrentPPO LSTM": (lambda env, seed: RecurrentPPO("MlpLstmPolicy", env, seed=seed), False),
+    f"SB3 PPO + VecFrameStack({FRAME_STACK})": (lambda env, seed: PPO("MlpPolicy", env, seed=seed, **SB3_PPO), True),
+}
+NOTE = (
+    f"{N_ENVS} envs each; every contender with its package's defaults (RecurrentPPORND: use_rnd=False; SB3 PPO: "
+    f"n_steps {SB3_PPO['n_steps']}, batch_size {SB3_PPO['batch_size']}, the values the recurrent PPOs default to); "
+    "RecurrentDQN: learning_starts 2000, train_freq 1, gradient_steps 1, learning_rate lin_1e-3; observations as "
+    "flat Box (one-hot for popgym's discrete ones), no previous action; no VecNormalize"
+)
+
+
+def run(task: str, name: str, seed: int, timesteps: int, eval_episodes: int) -> dict[str, Any]:
+    factory, stacked = CONTENDERS[name]
+    env: VecEnv = make_memory_vec_env(task, n_envs=N_ENVS, seed=seed, flat_box=True)
+    eval_env: VecEnv = make_memory_vec_env(task, n_envs=1, seed=seed + 10_000, flat_box=True)
+    if stacked:
+        env, eval_env = VecFrameStack(env, FRAME_STACK), VecFrameStack(eval_env, FRAME_STACK)
+    model: BaseAlgorithm = factory(env, seed)
+    from benchmark import EpisodeReturns  # the same training-curve callback as the other families
+
+    callback = EpisodeReturns()
+    start = time.perf_counter()
+    model.learn(timesteps, callback=callback)
+    wall = time.perf_counter() - start
+    returns, _ = evaluate_policy(
+        model, eval_env, n_eval_episodes=eval_episodes, deterministic=True, return_episode_rewards=True
+    )
+    return {
+        "task": task,
+        "contender": name,
+        "seed": seed,
+        "timesteps": timesteps,
+        "eval": float(np.mean(returns)),
+        "fps": timesteps / wall,
+        "wall_s": wall,
+        "curve": callback.curve,
+    }
+
+
+def random_return(task: str, episodes: int = 100, seed: int = 0) -> float:
+    """Mean return of uniformly random actions, the floor each table states."""
+    env = make_memory_vec_env(task, n_envs=1, seed=seed, flat_box=True)
+    env.action_space.seed(seed)
+    returns: list[float] = []
+    env.reset()
+    while len(returns) < episodes:
+        _, _, dones, infos = env.step(np.array([env.action_space.sample()]))
+        if dones[0]:
+            returns.append(float(infos[0]["episode"]["r"]))
+    return float(np.mean(returns))
+
+
+def iqm_with_ci(scores: np.ndarray) -> tuple[float, float, float]:
+    """IQM over seeds and its 95% stratified bootstrap interval (rliable)."""
+    from rliable import library, metrics
+
+    estimates, intervals = library.get_interval_estimates(
+        {"x": scores.reshape(-1, 1)}, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=2000
+    )
+    return float(estimates["x"][0]), float(intervals["x"][0, 0]), float(intervals["x"][1, 0])
+
+
+def report(out: Path) -> None:
+    runs = [json.loads(line) for line in (out / "popgym_runs.jsonl").read_text().splitlines() if line.strip()]
+    lines = [
+        "# Memory suite: popgym Easy tasks and MiniGrid-MemoryS7",
+        "",
+        f"- written by `python {' '.join(sys.argv)}` on {datetime.date.today()}; runs from `popgym_runs.jsonl`",
+        f"- machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}; torch {th.__version__}, one torch "
+        "thread per run, two runs at a time",
+        f"- {NOTE}",
+        "- evaluation: deterministic, hidden state carried, on a separately seeded env; IQM and 95% CI over seeds "
+        "with rliable (2000 stratified bootstrap resamples)",
+        "",
+    ]
+    for task in dict.fromkeys(run["task"] for run in runs):
+        task_runs = [run for run in runs if run["task"] == task]
+        budgets = sorted({run["timesteps"] for run in task_runs})
+        lines += [f"## {task}", "", f"budget {budgets} steps; random play: {random_return(task):.3f}", ""]
+        lines += ["| contender | seeds | mean ± std | IQM [95% CI] | per seed | median fps | median wall time (s) |"]
+        lines += ["|---|---|---|---|---|---|---|"]
+        for name in CONTENDERS:
+            mine = sorted((run for run in task_runs if run["contender"] == name), key=lambda run: run["seed"])
+            if not mine:
+                continue
+            scores = np.array([run["eval"] for run in mine])
+            iqm, low, high = iqm_with_ci(scores)
+            per_seed = ", ".join(f"{run['seed']}: {run['eval']:.3f}" for run in mine)
+            lines.append(
+                f"| {name} | {len(mine)} | {scores.mean():.3f} ± {scores.std():.3f} | {iqm:.3f} [{low:.3f}, {high:.3f}] "
+                f"| {per_seed} | {np.median([r['fps'] for r in mine]):.0f} | {np.median([r['wall_s'] for r in mine]):.0f} |"
+            )
+        lines += ["", f"![{task}](popgym_{task}_curves.png)", ""]
+        plot_curves(task_runs, out / f"popgym_{task}_curves.png", task)
+    (out / "popgym.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def plot_curves(task_runs: list[dict[str, Any]], path: Path, task: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    names = list(CONTENDERS)
+    labelled: set[str] = set()
+    for run in task_runs:
+        if run["curve"]:
+            steps, returns = zip(*run["curve"], strict=True)
+            label = None if run["contender"] in labelled else run["contender"]
+            labelled.add(run["contender"])
+            ax.plot(steps, returns, color=f"C{names.index(run['contender'])}", alpha=0.7, label=label)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("training episode return (last 20)")
+    ax.set_title(f"{task}: every seed")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--suite", choices=["popgym"], required=True)
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS))
+    parser.add_argument("--only", nargs="*", default=None, help="substrings of contender names to run")
+    parser.add_argument("--timesteps", type=int, default=500_000)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--eval-episodes", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks"))
+    parser.add_argument("--report", action="store_true", help="only rebuild popgym.md and the PNGs from the runs file")
+    args = parser.parse_args(argv)
+    th.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if not args.report:
+        names = [name for name in CONTENDERS if not args.only or any(part in name for part in args.only)]
+        for seed in args.seeds:  # interleaved: every task and contender for a seed, then the next seed
+            for task in args.tasks:
+                for name in names:
+                    result = run(task, name, seed, args.timesteps, args.eval_episodes)
+                    with (args.out / "popgym_runs.jsonl").open("a") as runs_file:
+                        runs_file.write(json.dumps(result) + "\n")
+                    print(f"{task} seed {seed} | {name}: {result['eval']:.3f}, {result['fps']:.0f} fps", flush=True)
+    report(args.out)
