@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from sb3_recurrent_ext import RecurrentDQN, RecurrentPPORND
-from sb3_recurrent_ext.zoo import OUR_ALGOS, ZOO_CONFIGS, _yaml_hyperparams, merge_sampled, register
+from sb3_recurrent_ext.common.policies import ALIAS_CELLS
+from sb3_recurrent_ext.zoo import OUR_ALGOS, ZOO_CONFIGS, _yaml_hyperparams, merge_sampled, register, switch_cell
 from sb3_recurrent_ext.zoo.cli import with_defaults
 
 REPO = Path(__file__).resolve().parents[1]
@@ -251,6 +252,19 @@ def test_enqueue_config_needs_our_algorithm_and_a_study(tmp_path: Path) -> None:
 BEST_ARGS = ["--algo", "recurrent_dqn", "--env", "CartPoleNoVel-v1"]
 
 
+@pytest.mark.parametrize(
+    "policy, cell_type, expected",
+    [
+        ("MlpLstmPolicy", "MinGRU", "MlpMinGruPolicy"),
+        ("MlpMinGruPolicy", "GRU", "MlpGruPolicy"),
+        ("CnnGruPolicy", "ffm", "CnnFfmPolicy"),
+        ("MultiInputFfmPolicy", "LSTM", "MultiInputLstmPolicy"),
+    ],
+)
+def test_a_sampled_cell_switches_between_every_alias(policy: str, cell_type: str, expected: str) -> None:
+    assert switch_cell(policy, cell_type) == expected
+
+
 def test_best_trial_as_a_zoo_config_entry(tmp_path: Path) -> None:
     from rl_zoo3.hyperparams_opt import HYPERPARAMS_SAMPLER
 
@@ -283,7 +297,8 @@ def test_best_trial_as_a_zoo_config_entry(tmp_path: Path) -> None:
     assert entry["burn_in"] == int(best.params["seq_len"] * best.params["burn_in_fraction"])
     # policy_kwargs: rl-zoo's string, equal to what the trial's model was given
     assert eval(entry["policy_kwargs"]) == eval(best.user_attrs["policy_kwargs"])
-    assert entry["policy"] == {"GRU": "MlpGruPolicy", "LSTM": "MlpLstmPolicy"}[best.params["cell_type"]]
+    infix = next(infix for infix, cell in ALIAS_CELLS.items() if cell == best.params["cell_type"])
+    assert entry["policy"] == f"Mlp{infix}Policy"
     config = tmp_path / "tuned.yml"
     config.write_text(out)
     model, _ = _experiment("recurrent_dqn", "CartPoleNoVel-v1", tmp_path, config).setup_experiment()

@@ -33,6 +33,7 @@ import rl_zoo3.utils
 import yaml
 
 from sb3_recurrent_ext.common.envs import register_memory_suites
+from sb3_recurrent_ext.common.policies import ALIAS_CELLS
 from sb3_recurrent_ext.common.recurrent.spec import net_spec_to_kwargs
 from sb3_recurrent_ext.dqn_recurrent import RecurrentDQN
 from sb3_recurrent_ext.ppo_recurrent_rnd import RecurrentPPORND
@@ -80,10 +81,12 @@ def switch_cell(policy: Any, cell_type: str) -> Any:
     """The policy alias of the same family with the given cell (``MlpLstmPolicy``, "GRU" -> ``MlpGruPolicy``)."""
     if not isinstance(policy, str):
         return policy
-    cell_name = {"GRU": "Gru", "LSTM": "Lstm"}.get(cell_type.upper())
-    for old in ("Lstm", "Gru"):
-        if cell_name and policy.endswith(f"{old}Policy"):
-            return policy[: -len(f"{old}Policy")] + f"{cell_name}Policy"
+    infix_of = {cell.lower(): infix for infix, cell in ALIAS_CELLS.items()}
+    new_infix = infix_of.get(str(cell_type).lower())
+    # longest infix first: "MlpMinGruPolicy" also ends in "GruPolicy"
+    for old in sorted(ALIAS_CELLS, key=len, reverse=True):
+        if new_infix and policy.endswith(f"{old}Policy"):
+            return policy[: -len(f"{old}Policy")] + f"{new_infix}Policy"
     return policy
 
 

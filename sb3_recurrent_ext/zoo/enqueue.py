@@ -22,6 +22,8 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.storages.journal import JournalFileBackend
 from torch import nn
 
+from sb3_recurrent_ext.common.policies import ALIAS_CELLS
+from sb3_recurrent_ext.common.recurrent.nets import resolve_cell_type
 from sb3_recurrent_ext.zoo import OUR_ALGOS, SAMPLERS, expand_net_spec, read_entry
 from sb3_recurrent_ext.zoo.best import parse_policy_kwargs
 from sb3_recurrent_ext.zoo.samplers import FC_HID_LAYERS
@@ -40,8 +42,11 @@ def _initial(value: Any) -> Any:
 def _cell_type(entry: dict[str, Any]) -> str:
     cell = entry["policy_kwargs"].get("cell_type")
     if cell is None:
-        cell = "GRU" if str(entry.get("policy", "")).endswith("GruPolicy") else "LSTM"
-    return str(cell).upper()
+        policy = str(entry.get("policy", ""))
+        # longest alias infix first: "MinGruPolicy" also ends in "GruPolicy"
+        infixes = sorted(ALIAS_CELLS, key=len, reverse=True)
+        cell = next((ALIAS_CELLS[infix] for infix in infixes if policy.endswith(f"{infix}Policy")), "LSTM")
+    return resolve_cell_type(str(cell))
 
 
 def _recurrent_values(entry: dict[str, Any], arguments: dict[str, Any]) -> dict[str, Any]:
@@ -109,8 +114,12 @@ def _same(value: Any, choice: Any) -> bool:
     return value == choice and isinstance(value, bool) == isinstance(choice, bool)
 
 
+# what _fit returns when nothing fits (None can be a choice: seq_len=None, whole sequences)
+NO_FIT = object()
+
+
 def _fit(value: Any, distribution: BaseDistribution) -> tuple[Any, bool]:
-    """``value`` inside ``distribution`` and whether it is exact; ``None`` when no choice fits."""
+    """``value`` inside ``distribution`` and whether it is exact; :data:`NO_FIT` when no choice fits."""
     if isinstance(distribution, CategoricalDistribution):
         exact = [choice for choice in distribution.choices if _same(value, choice)]
         if exact:
@@ -118,8 +127,10 @@ def _fit(value: Any, distribution: BaseDistribution) -> tuple[Any, bool]:
         numeric = [c for c in distribution.choices if isinstance(c, int | float) and not isinstance(c, bool)]
         if isinstance(value, int | float) and not isinstance(value, bool) and numeric:
             return min(numeric, key=lambda choice: abs(choice - value)), False
-        return None, False
+        return NO_FIT, False
     assert isinstance(distribution, FloatDistribution | IntDistribution)
+    if value is None:
+        return NO_FIT, False
     fitted = min(max(value, distribution.low), distribution.high)
     if isinstance(distribution, IntDistribution):
         fitted = round(fitted)
@@ -166,9 +177,9 @@ def entry_as_trial_params(algo: str, entry: dict[str, Any]) -> tuple[dict[str, A
         if _initial(value) is not value
     ]
     for name, distribution in distributions.items():
-        value = wanted.get(name)
-        fitted, exact = (None, False) if value is None else _fit(value, distribution)
-        if fitted is None:
+        value = wanted.get(name, NO_FIT)
+        fitted, exact = (NO_FIT, False) if value is NO_FIT else _fit(value, distribution)
+        if fitted is NO_FIT:
             notes.append(f"{name}: the entry's value has no choice in {distribution}; sampled instead")
             continue
         # 1 - 0.9 is 0.09999999999999998 in floats: keep the entry's digits

@@ -13,10 +13,15 @@ from typing import Any
 import optuna
 from rl_zoo3.hyperparams_opt import convert_onpolicy_params
 
+from sb3_recurrent_ext.common.policies import ALIAS_CELLS
+
 # categorical choices must be plain values in Optuna: names -> layer lists
 FC_HID_LAYERS = {"none": [], "64": [64], "128": [128], "64-64": [64, 64]}
 RECURRENT_KEYS = ("cell_type", "rnn_hidden_size", "rnn_num_layers", "fc_hid_layers", "seq_len")
 RND_KEYS = ("use_rnd", "one_minus_int_gamma", "int_adv_coef")
+# None: whole sequences (full-length BPTT, RecurrentPPORND's default); DQN's sequences are always cut
+PPO_SEQ_LENS: list[int | None] = [16, 32, 64, None]
+DQN_SEQ_LENS: list[int | None] = [8, 16, 32, 64]
 
 
 def _suggest_ppo(trial: optuna.Trial) -> None:
@@ -41,12 +46,13 @@ def _suggest_ppo(trial: optuna.Trial) -> None:
     trial.suggest_categorical("activation_fn", ["tanh", "relu"])
 
 
-def _suggest_recurrent(trial: optuna.Trial) -> None:
-    trial.suggest_categorical("cell_type", ["GRU", "LSTM"])
+def _suggest_recurrent(trial: optuna.Trial, seq_lens: list[int | None]) -> None:
+    # the cells with policy aliases (a sampled cell switches the YAML's alias): not the vanilla RNN
+    trial.suggest_categorical("cell_type", list(ALIAS_CELLS.values()))
     trial.suggest_categorical("rnn_hidden_size", [32, 64, 128])
     trial.suggest_int("rnn_num_layers", 1, 2)
     trial.suggest_categorical("fc_hid_layers", list(FC_HID_LAYERS))
-    trial.suggest_categorical("seq_len", [8, 16, 32])
+    trial.suggest_categorical("seq_len", seq_lens)
 
 
 def _recurrent_policy_kwargs(params: dict[str, Any]) -> dict[str, Any]:
@@ -63,8 +69,9 @@ def convert_recurrent_ppo_params(params: dict[str, Any], with_rnd: bool = True) 
     ppo_params = {k: v for k, v in params.items() if k not in RECURRENT_KEYS + RND_KEYS}
     hyperparams = convert_onpolicy_params(ppo_params)
     hyperparams["policy_kwargs"].update(_recurrent_policy_kwargs(params))
-    # a minibatch holds batch_size // seq_len whole sequences: keep seq_len <= batch_size
-    hyperparams["seq_len"] = min(params["seq_len"], hyperparams.get("batch_size", params["seq_len"]))
+    # a minibatch holds batch_size // seq_len whole sequences: keep seq_len <= batch_size (None: whole sequences)
+    seq_len = params["seq_len"]
+    hyperparams["seq_len"] = None if seq_len is None else min(seq_len, hyperparams.get("batch_size", seq_len))
     if with_rnd:
         hyperparams["use_rnd"] = params["use_rnd"]
         if params["use_rnd"]:
@@ -82,7 +89,7 @@ def convert_recurrent_ppo_no_rnd_params(params: dict[str, Any]) -> dict[str, Any
 def sample_recurrent_ppo_rnd_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
     """PPO's parameters, the recurrent ones, and RND's (``use_rnd``, ``int_gamma``, ``int_adv_coef``)."""
     _suggest_ppo(trial)
-    _suggest_recurrent(trial)
+    _suggest_recurrent(trial, PPO_SEQ_LENS)
     if trial.suggest_categorical("use_rnd", [True, False]):
         trial.suggest_float("one_minus_int_gamma", 0.001, 0.1, log=True)
         trial.suggest_float("int_adv_coef", 0.1, 2.0, log=True)
@@ -92,7 +99,7 @@ def sample_recurrent_ppo_rnd_params(trial: optuna.Trial, n_actions: int, n_envs:
 def sample_recurrent_ppo_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
     """PPO's parameters and the recurrent ones (RND off)."""
     _suggest_ppo(trial)
-    _suggest_recurrent(trial)
+    _suggest_recurrent(trial, PPO_SEQ_LENS)
     return convert_recurrent_ppo_no_rnd_params(trial.params)
 
 
@@ -128,7 +135,7 @@ def sample_recurrent_dqn_params(trial: optuna.Trial, n_actions: int, n_envs: int
     trial.suggest_int("target_update_interval", 100, 5000, log=True)
     trial.suggest_float("exploration_fraction", 0.05, 0.5)
     trial.suggest_float("exploration_final_eps", 0.0, 0.1)
-    _suggest_recurrent(trial)
+    _suggest_recurrent(trial, DQN_SEQ_LENS)
     trial.suggest_categorical("burn_in_fraction", [0.0, 0.25, 0.5])
     trial.suggest_categorical("stride_fraction", [0.5, 1.0])
     trial.suggest_int("n_step", 1, 5)
