@@ -199,7 +199,8 @@ def ppo_contenders(
     ``recurrent_ppo_kwargs`` (``--recurrent-ppo-kwargs``) is merged into every RecurrentPPORND's arguments.
     """
     hyperparameters, lstm_policy, n_envs = PPO_HYPERPARAMETERS.get(env_id, PPO_HYPERPARAMETERS["CartPoleNoVel-v1"])
-    ours_hyperparameters, ours_policy, ours_n_envs = {**hyperparameters, "seq_len": 16}, lstm_policy, n_envs
+    # RecurrentPPORND at its default seq_len (None: whole sequences, as sb3-contrib's)
+    ours_hyperparameters, ours_policy, ours_n_envs = dict(hyperparameters), lstm_policy, n_envs
     if recurrent_ppo_config is not None:
         ours_hyperparameters, ours_policy, ours_n_envs = zoo_entry(recurrent_ppo_config, env_id)
 
@@ -228,6 +229,8 @@ def ppo_contenders(
             False,
             ours_n_envs,
         ),
+        "RecurrentPPORND FFM, use_rnd=False": (ours("MlpFfmPolicy", False), False, ours_n_envs),
+        "RecurrentPPORND MinGRU, use_rnd=False": (ours("MlpMinGruPolicy", False), False, ours_n_envs),
         "RecurrentPPORND LSTM, use_rnd=True": (ours("MlpLstmPolicy", True), False, ours_n_envs),
     }
 
@@ -282,7 +285,7 @@ def main() -> None:
         "--recurrent-ppo-kwargs",
         type=json.loads,
         default={},
-        help="ppo: JSON merged into every RecurrentPPORND's arguments (default seq_len 16), e.g. '{\"seq_len\": 64}'",
+        help="ppo: JSON merged into every RecurrentPPORND's arguments (default seq_len None), e.g. '{\"seq_len\": 16}'",
     )
     parser.add_argument(
         "--recurrent-ppo-config",
@@ -333,6 +336,8 @@ def main() -> None:
 
     contrib = results.get("sb3-contrib RecurrentPPO (LSTM)")
     contrib_fps = float(np.median([r["fps"] for r in contrib])) if contrib else None
+    mlp = results.get("SB3 PPO (no memory)")
+    mlp_fps = float(np.median([r["fps"] for r in mlp])) if mlp else None
     lines = [
         f"# Benchmark: {args.env} {args.env_kwargs or ''}, {args.timesteps} steps, seeds {args.seeds}",
         "",
@@ -348,20 +353,22 @@ def main() -> None:
         f"- evaluation: {'stochastic' if args.family == 'rnd' else 'deterministic'}, {args.eval_episodes} episodes "
         "on a separately seeded env, hidden state carried",
         "",
-        "| contender | eval mean ± std over seeds | per-seed eval | success (return > 0) | median fps | fps / sb3-contrib |",
-        "|---|---|---|---|---|---|",
+        "| contender | eval mean ± std over seeds | per-seed eval | success (return > 0) | median fps | fps / sb3-contrib "
+        "| fps / SB3 PPO (MLP) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, runs in results.items():
         evals = [r["eval"] for r in runs]
         fps = float(np.median([r["fps"] for r in runs]))
         ratio = f"{fps / contrib_fps:.2f}x" if contrib_fps else "n/a"
+        mlp_ratio = f"{fps / mlp_fps:.2f}x" if mlp_fps else "n/a"
         digits = 2 if max(abs(e) for e in evals) < 10 else 0
         per_seed = ", ".join(f"{e:.{digits}f}" for e in evals)
         success = np.mean([r["success"] for r in runs])
         shown = max(digits, 1)
         lines.append(
             f"| {name} | {np.mean(evals):.{shown}f} ± {np.std(evals):.{shown}f} | {per_seed} "
-            f"| {success:.2f} | {fps:.0f} | {ratio} |"
+            f"| {success:.2f} | {fps:.0f} | {ratio} | {mlp_ratio} |"
         )
     table = "\n".join(lines)
     print(table)
