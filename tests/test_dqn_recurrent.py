@@ -289,6 +289,8 @@ def test_image_and_dict_policy_aliases(policy: str) -> None:
         (dict(policy_kwargs=dict(bidirectional=True)), "bidirectional=True"),
         (dict(policy_kwargs=dict(cell_type="LSTM")), "cell_type='LSTM' contradicts"),
         (dict(policy_kwargs=dict(cell_type="TCN")), "cell_type"),
+        (dict(gamma="0.99"), r"gamma='0.99' must be a number in \[0, 1\]"),
+        (dict(policy_kwargs=dict(rnn_hidden_size=0)), "rnn_hidden_size=0 must be a positive integer"),
     ],
 )
 def test_bad_arguments_name_the_argument(kwargs: dict, pattern: str) -> None:

@@ -267,7 +267,10 @@ def test_sb3_contrib_kwargs_are_aliases():
         ),
         (dict(rnd_pred_exp_proportion=0.0), r"rnd_pred_exp_proportion=0.0"),
         (dict(obs_norm_clip_range=(5, -5)), r"obs_norm_clip_range=\(5, -5\)"),
-        (dict(int_gamma=1.5), r"int_gamma=1.5 must be in \[0, 1\]"),
+        (dict(int_gamma=1.5), r"int_gamma=1.5 must be a number in \[0, 1\]"),
+        (dict(gamma="0.99"), r"gamma='0.99' must be a number in \[0, 1\]"),
+        (dict(policy_kwargs=dict(rnn_hidden_size=0)), r"rnn_hidden_size=0 must be a positive integer"),
+        (dict(policy_kwargs=dict(rnn_num_layers=0)), r"rnn_num_layers=0 must be a positive integer"),
     ],
 )
 def test_bad_arguments_name_the_argument(kwargs, pattern):

@@ -80,9 +80,9 @@ def test_linear_to_zero_schedule():
     [
         (
             {"cell_typ": "GRU"},
-            r"Unknown net spec key 'cell_typ'; allowed keys: \[.*'cell_type'.*\]; closest match: 'cell_type'",
+            r"Unknown net spec key 'cell_typ'; allowed keys: \[.*'cell_type'.*\]; did you mean 'cell_type'",
         ),
-        ({"cell_type": "Transformer"}, r"cell_type='Transformer'.*allowed values: \['GRU', 'LSTM', 'RNN'\]"),
+        ({"cell_type": "Transformer"}, r"cell_type='Transformer'.*allowed values: \['GRU', 'LSTM', 'RNN', 'FFM', 'MinGRU'\]"),
         ({"hid_layers_activation": "relu6"}, r"hid_layers_activation='relu6'.*allowed values: \[.*'relu'.*\]"),
         ({"out_layer_activation": "softmaxx"}, r"out_layer_activation='softmaxx'.*allowed values"),
         ({"init_fn": "glorot_uniform_"}, r"init_fn='glorot_uniform_'.*allowed values: \[.*'xavier_uniform_'.*\]"),

@@ -52,8 +52,9 @@ def recurrent_net_kwargs(
         fc_hid_layers=list(fc_hid_layers),
         hid_layers_activation=hid_layers_activation,
         out_layer_activation=out_layer_activation,
-        rnn_hidden_size=rnn_hidden_size or 64,
-        rnn_num_layers=rnn_num_layers or 1,
+        # `is None`, not `or`: a 0 must reach RecurrentNet's check, not become the default
+        rnn_hidden_size=64 if rnn_hidden_size is None else rnn_hidden_size,
+        rnn_num_layers=1 if rnn_num_layers is None else rnn_num_layers,
         init_fn=init_fn,
         rnn_kwargs=rnn_kwargs,
     )

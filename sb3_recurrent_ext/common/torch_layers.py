@@ -9,7 +9,8 @@ from gymnasium import spaces
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-from sb3_recurrent_ext.common.recurrent.nets import RecurrentNet, _check_positive_int
+from sb3_recurrent_ext.common.checks import check_positive_int
+from sb3_recurrent_ext.common.recurrent.nets import RecurrentNet
 
 
 class RecurrentNetExtractor(BaseFeaturesExtractor):
@@ -53,7 +54,7 @@ class RecurrentNetExtractor(BaseFeaturesExtractor):
         bidirectional: bool = False,
         init_fn: str | None = None,
     ) -> None:
-        _check_positive_int(seq_len, "seq_len")
+        check_positive_int(seq_len, "seq_len")
         if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 1:
             raise ValueError(
                 "RecurrentNetExtractor needs a flat Box observation from VecFrameStack, "

@@ -16,8 +16,8 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import LinearSchedule, obs_as_tensor, polyak_update
 
+from sb3_recurrent_ext.common.checks import check_positive_int, check_unit_interval
 from sb3_recurrent_ext.common.policies import policy_aliases
-from sb3_recurrent_ext.common.recurrent.nets import _check_positive_int
 from sb3_recurrent_ext.dqn_recurrent import policies
 from sb3_recurrent_ext.dqn_recurrent.buffers import (
     SequenceReplayBufferMixin,
@@ -37,12 +37,6 @@ LOSSES: dict[str, Callable[..., th.Tensor]] = {
     "HuberLoss": F.huber_loss,
     "MSELoss": F.mse_loss,
 }
-
-
-def _check_unit(name: str, value: float) -> float:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name}={value!r} must be in [0, 1]")
-    return float(value)
 
 
 class RecurrentDQN(OffPolicyAlgorithm):
@@ -136,21 +130,21 @@ class RecurrentDQN(OffPolicyAlgorithm):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ) -> None:
-        self.seq_len = _check_positive_int(seq_len, "seq_len")
+        self.seq_len = check_positive_int(seq_len, "seq_len")
         if isinstance(burn_in, bool) or not isinstance(burn_in, int | np.integer) or burn_in < 0:
             raise ValueError(f"burn_in={burn_in!r} must be a non-negative integer (0: no burn-in)")
         self.burn_in = int(burn_in)
-        self.n_step = _check_positive_int(n_step, "n_step")
-        _check_positive_int(batch_size, "batch_size")
-        _check_positive_int(buffer_size, "buffer_size")
-        _check_positive_int(target_update_interval, "target_update_interval")
-        self.sequence_stride = _check_positive_int(
+        self.n_step = check_positive_int(n_step, "n_step")
+        check_positive_int(batch_size, "batch_size")
+        check_positive_int(buffer_size, "buffer_size")
+        check_positive_int(target_update_interval, "target_update_interval")
+        self.sequence_stride = check_positive_int(
             max(1, seq_len // 2) if sequence_stride is None else sequence_stride, "sequence_stride"
         )
-        _check_unit("gamma", gamma)
-        _check_unit("tau", tau)
-        self.priority_beta = _check_unit("priority_beta", priority_beta)
-        self.priority_eta = _check_unit("priority_eta", priority_eta)
+        check_unit_interval(gamma, "gamma")
+        check_unit_interval(tau, "tau")
+        self.priority_beta = check_unit_interval(priority_beta, "priority_beta")
+        self.priority_eta = check_unit_interval(priority_eta, "priority_eta")
         if priority_alpha < 0:
             raise ValueError(f"priority_alpha={priority_alpha!r} must be >= 0")
         if value_rescale_eps <= 0:
@@ -161,7 +155,7 @@ class RecurrentDQN(OffPolicyAlgorithm):
             ("exploration_initial_eps", exploration_initial_eps),
             ("exploration_final_eps", exploration_final_eps),
         ):
-            _check_unit(name, eps)
+            check_unit_interval(eps, name)
         super().__init__(
             policy,
             env,

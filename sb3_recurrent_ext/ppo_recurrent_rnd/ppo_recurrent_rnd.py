@@ -18,8 +18,8 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.utils import FloatSchedule, explained_variance, obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 
+from sb3_recurrent_ext.common.checks import check_positive_int, check_unit_interval
 from sb3_recurrent_ext.common.policies import policy_aliases
-from sb3_recurrent_ext.common.recurrent.nets import _check_positive_int
 from sb3_recurrent_ext.common.rnd import ClippedNormalizer, IntrinsicRewardNormalizer, RNDNetworks
 from sb3_recurrent_ext.ppo_recurrent_rnd import policies
 from sb3_recurrent_ext.ppo_recurrent_rnd.buffers import (
@@ -150,9 +150,9 @@ class RecurrentPPORND(OnPolicyAlgorithm):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ) -> None:
-        batch_size = _check_positive_int(batch_size, "batch_size")
-        seq_len = None if seq_len is None else _check_positive_int(seq_len, "seq_len")
-        n_steps, n_epochs = _check_positive_int(n_steps, "n_steps"), _check_positive_int(n_epochs, "n_epochs")
+        batch_size = check_positive_int(batch_size, "batch_size")
+        seq_len = None if seq_len is None else check_positive_int(seq_len, "seq_len")
+        n_steps, n_epochs = check_positive_int(n_steps, "n_steps"), check_positive_int(n_epochs, "n_epochs")
         if seq_len is not None and batch_size < seq_len:
             raise ValueError(
                 f"batch_size={batch_size} is smaller than seq_len={seq_len}: a minibatch holds batch_size // seq_len "
@@ -163,8 +163,7 @@ class RecurrentPPORND(OnPolicyAlgorithm):
         if init_norm_steps is not None and (not isinstance(init_norm_steps, int) or init_norm_steps < 0):
             raise ValueError(f"init_norm_steps={init_norm_steps!r} must be a non-negative integer or None")
         for name, factor in (("gamma", gamma), ("int_gamma", int_gamma), ("gae_lambda", gae_lambda)):
-            if not 0.0 <= factor <= 1.0:
-                raise ValueError(f"{name}={factor!r} must be in [0, 1]")
+            check_unit_interval(factor, name)
         super().__init__(
             policy,
             env,

@@ -12,14 +12,13 @@ as one recurrent call of twice the width.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Sequence
 
-import numpy as np
 import torch as th
 from torch import nn
 from torch.func import functional_call
 
+from sb3_recurrent_ext.common.checks import check_positive_int, closest_hint
 from sb3_recurrent_ext.common.recurrent.cells import PARALLEL_CELLS
 from sb3_recurrent_ext.common.recurrent.states import CELL_TYPES, RecurrentState, n_state_tensors
 
@@ -48,18 +47,13 @@ INIT_FNS: tuple[str, ...] = tuple(
 )
 
 
-def _closest(value: str, allowed: Sequence[str]) -> str:
-    match = difflib.get_close_matches(value, allowed, n=1)
-    return f"; did you mean {match[0]!r}?" if match else ""
-
-
 def resolve_cell_type(cell_type: str, argument: str = "cell_type") -> str:
     """Normalise a cell name (``"gru"`` -> ``"GRU"``, ``"mingru"`` -> ``"MinGRU"``) or raise a ``ValueError``
     naming the allowed values."""
     by_lower = {name.lower(): name for name in CELL_TYPES}
     if isinstance(cell_type, str) and cell_type.lower() in by_lower:
         return by_lower[cell_type.lower()]
-    hint = _closest(str(cell_type).lower(), list(by_lower))
+    hint = closest_hint(str(cell_type).lower(), list(by_lower))
     raise ValueError(f"{argument}={cell_type!r} is not a recurrent cell; allowed values: {list(CELL_TYPES)}{hint}")
 
 
@@ -71,7 +65,7 @@ def resolve_activation(activation: str | type[nn.Module] | None, argument: str =
         return activation
     if isinstance(activation, str) and activation.lower() in ACTIVATIONS:
         return ACTIVATIONS[activation.lower()]
-    hint = _closest(str(activation).lower(), list(ACTIVATIONS))
+    hint = closest_hint(str(activation).lower(), list(ACTIVATIONS))
     raise ValueError(f"{argument}={activation!r} is not an activation; allowed values: {list(ACTIVATIONS)} or None{hint}")
 
 
@@ -81,14 +75,8 @@ def resolve_init_fn(init_fn: str | None, argument: str = "init_fn") -> Callable[
         return None
     if isinstance(init_fn, str) and init_fn in INIT_FNS:
         return getattr(nn.init, init_fn)
-    hint = _closest(str(init_fn), INIT_FNS)
+    hint = closest_hint(str(init_fn), INIT_FNS)
     raise ValueError(f"{argument}={init_fn!r} is not a torch.nn.init function; allowed values: {list(INIT_FNS)}{hint}")
-
-
-def _check_positive_int(value: object, argument: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{argument}={value!r} must be a positive integer")
-    return int(value)
 
 
 def build_mlp(input_dim: int, hid_layers: Sequence[int], activation: type[nn.Module]) -> nn.Sequential:
@@ -96,7 +84,7 @@ def build_mlp(input_dim: int, hid_layers: Sequence[int], activation: type[nn.Mod
     layers: list[nn.Module] = []
     last = input_dim
     for i, size in enumerate(hid_layers):
-        _check_positive_int(size, f"fc_hid_layers[{i}]")
+        check_positive_int(size, f"fc_hid_layers[{i}]")
         layers += [nn.Linear(last, size), activation()]
         last = size
     return nn.Sequential(*layers)
@@ -135,11 +123,11 @@ class RecurrentNet(nn.Module):
         rnn_kwargs: dict | None = None,
     ) -> None:
         super().__init__()
-        self.input_dim = _check_positive_int(input_dim, "input_dim")
+        self.input_dim = check_positive_int(input_dim, "input_dim")
         self.cell_type = resolve_cell_type(cell_type)
         self.fc_hid_layers = list(fc_hid_layers)
-        self.rnn_hidden_size = _check_positive_int(rnn_hidden_size, "rnn_hidden_size")
-        self.rnn_num_layers = _check_positive_int(rnn_num_layers, "rnn_num_layers")
+        self.rnn_hidden_size = check_positive_int(rnn_hidden_size, "rnn_hidden_size")
+        self.rnn_num_layers = check_positive_int(rnn_num_layers, "rnn_num_layers")
         if not isinstance(bidirectional, bool):
             raise ValueError(f"bidirectional={bidirectional!r} must be True or False")
         self.bidirectional = bidirectional

@@ -11,7 +11,6 @@ Example (seed 000)::
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -21,8 +20,8 @@ from typing import Any
 import torch as th
 import yaml
 
+from sb3_recurrent_ext.common.checks import check_positive_int, closest_hint
 from sb3_recurrent_ext.common.recurrent.nets import (
-    _check_positive_int,
     resolve_activation,
     resolve_cell_type,
     resolve_init_fn,
@@ -119,12 +118,12 @@ def _policy_kwargs(net: Mapping[str, Any]) -> dict[str, Any]:
         resolve_init_fn(policy_kwargs["init_fn"])
     for key in ("rnn_hidden_size", "rnn_num_layers"):
         if key in policy_kwargs:
-            _check_positive_int(policy_kwargs[key], key)
+            check_positive_int(policy_kwargs[key], key)
     if "fc_hid_layers" in policy_kwargs:
         layers = policy_kwargs["fc_hid_layers"]
         if not isinstance(layers, list | tuple):
             raise ValueError(f"fc_hid_layers={layers!r} must be a list of positive integers (empty: raw input)")
-        policy_kwargs["fc_hid_layers"] = [_check_positive_int(size, f"fc_hid_layers[{i}]") for i, size in enumerate(layers)]
+        policy_kwargs["fc_hid_layers"] = [check_positive_int(size, f"fc_hid_layers[{i}]") for i, size in enumerate(layers)]
     for key in ("bidirectional", "shared"):
         if key in net and not isinstance(net[key], bool):
             raise ValueError(f"{key}={net[key]!r} must be true or false")
@@ -140,10 +139,9 @@ def _optimizer_kwargs(net: Mapping[str, Any], policy_kwargs: dict[str, Any]) -> 
     if optim_spec:
         name = optim_spec.pop("name", "Adam")
         if name not in OPTIMIZERS:
-            match = difflib.get_close_matches(str(name), OPTIMIZERS, n=1)
-            hint = f"; did you mean {match[0]!r}?" if match else ""
             raise ValueError(
-                f"optim_spec name={name!r} is not a torch.optim optimizer; allowed values: {list(OPTIMIZERS)}{hint}"
+                f"optim_spec name={name!r} is not a torch.optim optimizer; allowed values: {list(OPTIMIZERS)}"
+                + closest_hint(str(name), OPTIMIZERS)
             )
         policy_kwargs["optimizer_class"] = getattr(th.optim, name)
         if "lr" in optim_spec:
@@ -182,7 +180,7 @@ def _loss_and_target_kwargs(net: Mapping[str, Any], algo: str) -> dict[str, Any]
         # SLM: target = polyak_coef * target + (1 - polyak_coef) * online; SB3: target = tau * online + (1 - tau) * target
         kwargs["tau"] = 1.0 if update_type == "replace" else 1.0 - float(net.get("polyak_coef", 0.0))
     if "update_frequency" in net:
-        kwargs["target_update_interval"] = _check_positive_int(net["update_frequency"], "update_frequency")
+        kwargs["target_update_interval"] = check_positive_int(net["update_frequency"], "update_frequency")
     return kwargs
 
 
@@ -203,8 +201,7 @@ def net_spec_to_kwargs(spec: Mapping[str, Any] | str | os.PathLike, algo: str = 
     net = _load_spec(spec)
     for key in net:
         if key not in SPEC_KEYS:
-            match = difflib.get_close_matches(str(key), SPEC_KEYS, n=1)
-            hint = f"; closest match: {match[0]!r}" if match else ""
+            hint = closest_hint(str(key), SPEC_KEYS)
             raise ValueError(f"Unknown net spec key {key!r}; allowed keys: {list(SPEC_KEYS)}{hint}")
     if net.get("type", "RecurrentNet") != "RecurrentNet":
         raise ValueError(f"net spec type={net['type']!r} is not supported; allowed values: ['RecurrentNet']")
@@ -216,7 +213,7 @@ def net_spec_to_kwargs(spec: Mapping[str, Any] | str | os.PathLike, algo: str = 
             raise ValueError("net spec shared=True has no meaning for recurrent_dqn (a single Q-network); use shared=False")
     kwargs: dict[str, Any] = {}
     if "seq_len" in net:
-        kwargs["seq_len"] = _check_positive_int(net["seq_len"], "seq_len")
+        kwargs["seq_len"] = check_positive_int(net["seq_len"], "seq_len")
     if net.get("clip_grad_val") is not None:
         clip = net["clip_grad_val"]
         if isinstance(clip, bool) or not isinstance(clip, int | float) or clip <= 0:
