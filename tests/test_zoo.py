@@ -102,6 +102,16 @@ def test_net_spec_in_a_config(tmp_path: Path) -> None:
     assert type(model.policy).__name__ == "MlpGruPolicy"  # the alias follows the spec's cell
 
 
+@pytest.mark.parametrize(("algo", "use_rnd"), [("recurrent_ppo", False), ("recurrent_ppo_rnd", True)])
+def test_an_entry_without_use_rnd_gets_the_algorithms_default(tmp_path: Path, algo: str, use_rnd: bool) -> None:
+    """--algo recurrent_ppo is plain recurrent PPO even when the user's own -conf entry does not say use_rnd."""
+    config = tmp_path / "mine.yml"
+    entry = {"n_envs": 1, "n_timesteps": 64, "policy": "MlpGruPolicy", "n_steps": 16, "batch_size": 16}
+    config.write_text(yaml.safe_dump({"CartPoleNoVel-v1": entry}))
+    model, _ = _experiment(algo, "CartPoleNoVel-v1", tmp_path, config).setup_experiment()
+    assert model.use_rnd is use_rnd
+
+
 def test_sampled_policy_kwargs_are_merged_into_the_yaml() -> None:
     from rl_zoo3.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
 

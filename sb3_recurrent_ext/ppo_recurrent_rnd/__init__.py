@@ -12,7 +12,7 @@ from sb3_recurrent_ext.ppo_recurrent_rnd.policies import (
     MultiInputLstmPolicy,
     MultiInputMinGruPolicy,
 )
-from sb3_recurrent_ext.ppo_recurrent_rnd.ppo_recurrent_rnd import RecurrentPPORND
+from sb3_recurrent_ext.ppo_recurrent_rnd.ppo_recurrent_rnd import RecurrentPPO, RecurrentPPORND
 
 __all__ = [
     "CnnFfmPolicy",
@@ -27,5 +27,6 @@ __all__ = [
     "MultiInputGruPolicy",
     "MultiInputLstmPolicy",
     "MultiInputMinGruPolicy",
+    "RecurrentPPO",
     "RecurrentPPORND",
 ]

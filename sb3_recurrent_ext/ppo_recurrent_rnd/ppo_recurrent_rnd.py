@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar, TypeVar
@@ -561,3 +562,12 @@ class RecurrentPPORND(OnPolicyAlgorithm):
         if self.use_rnd:
             state_dicts += ["rnd", "rnd_optimizer"]
         return state_dicts, []
+
+
+class RecurrentPPO(RecurrentPPORND):
+    """:class:`RecurrentPPORND` with ``use_rnd=False`` by default: plain recurrent PPO, as sb3-contrib's
+    ``RecurrentPPO`` (switch by changing the import). ``--algo recurrent_ppo`` runs it, so a zoo entry that does
+    not mention ``use_rnd`` gets no RND."""
+
+    # the parent's signature with another default, so inspect (and --enqueue-config) see every argument
+    __init__ = functools.partialmethod(RecurrentPPORND.__init__, use_rnd=False)  # type: ignore[assignment]

@@ -36,13 +36,13 @@ from sb3_recurrent_ext.common.envs import register_memory_suites
 from sb3_recurrent_ext.common.policies import ALIAS_CELLS
 from sb3_recurrent_ext.common.recurrent.spec import net_spec_to_kwargs
 from sb3_recurrent_ext.dqn_recurrent import RecurrentDQN
-from sb3_recurrent_ext.ppo_recurrent_rnd import RecurrentPPORND
+from sb3_recurrent_ext.ppo_recurrent_rnd import RecurrentPPO, RecurrentPPORND
 from sb3_recurrent_ext.ppo_recurrent_rnd.policies import SB3_CONTRIB_ALIASES
 from sb3_recurrent_ext.zoo import samplers
 
 OUR_ALGOS: dict[str, type] = {
     "recurrent_ppo_rnd": RecurrentPPORND,
-    "recurrent_ppo": RecurrentPPORND,  # the zoo_configs entries set use_rnd: False
+    "recurrent_ppo": RecurrentPPO,  # use_rnd=False unless the entry says otherwise
     "recurrent_dqn": RecurrentDQN,
 }
 SAMPLERS = {

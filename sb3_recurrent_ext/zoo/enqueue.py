@@ -164,8 +164,6 @@ def entry_as_trial_params(algo: str, entry: dict[str, Any]) -> tuple[dict[str, A
     entry = expand_net_spec(entry, "recurrent_dqn" if algo == "recurrent_dqn" else "recurrent_ppo_rnd")
     signature = inspect.signature(OUR_ALGOS[algo]).parameters
     defaults = {name: p.default for name, p in signature.items() if p.default is not inspect.Parameter.empty}
-    if algo == "recurrent_ppo":
-        defaults["use_rnd"] = False
     # the algorithm's arguments as the entry sets them, else their defaults; lin_x schedules as x
     arguments = {key: _initial(entry.get(key, default)) for key, default in defaults.items()}
     wanted = _dqn_values(entry, arguments) if algo == "recurrent_dqn" else _ppo_values(entry, arguments, algo)
