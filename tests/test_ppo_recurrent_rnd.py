@@ -309,3 +309,20 @@ def test_predictor_step_with_no_sampled_step_is_skipped():
     model = _model(use_rnd=True, rnd_pred_exp_proportion=1e-9, init_norm_steps=None)
     model.learn(2 * model.n_steps * model.n_envs)
     assert model.num_timesteps >= 2 * model.n_steps * model.n_envs
+
+
+@pytest.mark.parametrize("algo", ["ppo", "dqn"])
+def test_predict_names_a_state_or_episode_start_of_the_wrong_structure(algo):
+    from sb3_recurrent_ext import RecurrentDQN
+
+    model = _model() if algo == "ppo" else RecurrentDQN("MlpLstmPolicy", "CartPoleNoVel-v1", learning_starts=10)
+    obs = np.zeros((2, 4), dtype=np.float32)
+    _, state = model.predict(obs)  # a state for 2 envs
+    one_env = tuple(s[:, :1] for s in state)
+    three_envs = tuple(np.concatenate([s, s[:, :1]], axis=1) for s in state)
+    for bad in (one_env, three_envs, state[:1], (*state, state[0])):
+        with pytest.raises(ValueError, match=r"state has \d array\(s\) of shapes .* expects \d of shapes"):
+            model.predict(obs, state=bad)
+    with pytest.raises(ValueError, match=r"episode_start has shape \(3,\); .* must be \(2,\)"):
+        model.predict(obs, state=state, episode_start=np.zeros(3))
+    model.predict(obs, state=state, episode_start=np.zeros(2))  # the right structure passes

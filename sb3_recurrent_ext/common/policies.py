@@ -80,6 +80,24 @@ def policy_aliases(policies_module: ModuleType) -> dict[str, type]:
     return {name: getattr(policies_module, name) for name in ALIAS_NAMES}
 
 
+def _checked_state(state: tuple[np.ndarray, ...] | np.ndarray, template: RecurrentState, device: th.device) -> RecurrentState:
+    """``predict``'s ``state`` argument as a :class:`RecurrentState`, if it has the template's structure.
+
+    :raises ValueError: naming the expected and the received structure (a state for another number of envs,
+        another cell, or sb3-contrib's ``(h, c)`` where this policy carries another layout).
+    """
+    arrays = (state,) if isinstance(state, np.ndarray) else tuple(state)
+    expected = tuple(tuple(t.shape) for t in template.tensors)
+    received = tuple(np.shape(a) for a in arrays)
+    if received != expected:
+        raise ValueError(
+            f"state has {len(received)} array(s) of shapes {list(received)}; this policy, with observations for "
+            f"{template.batch_size} env(s), expects {len(expected)} of shapes {list(expected)} "
+            "(n_layers, n_envs, state size): pass the state predict returned, or None at the start"
+        )
+    return RecurrentState.from_numpy(arrays, device)
+
+
 class RecurrentPredictMixin:
     """SB3's ``predict`` for a recurrent policy: ``(actions, state)`` from ``(obs, state, episode_start)``.
 
@@ -116,11 +134,16 @@ class RecurrentPredictMixin:
         self.set_training_mode(False)  # type: ignore[attr-defined]
         obs_tensor, vectorized_env = self.obs_to_tensor(observation)  # type: ignore[attr-defined]
         n_envs = (next(iter(obs_tensor.values())) if isinstance(obs_tensor, dict) else obs_tensor).shape[0]
-        hidden = self.initial_state(n_envs) if state is None else RecurrentState.from_numpy(state, self.device)
-        starts = np.zeros(n_envs) if episode_start is None else np.asarray(episode_start, dtype=np.float32).reshape(n_envs)
+        template = self.initial_state(n_envs)
+        hidden = template if state is None else _checked_state(state, template, self.device)
+        starts = np.zeros(n_envs) if episode_start is None else np.asarray(episode_start, dtype=np.float32)
+        if starts.shape not in ((n_envs,), (n_envs, 1)):
+            raise ValueError(
+                f"episode_start has shape {starts.shape}; with observations for {n_envs} env(s) it must be ({n_envs},)"
+            )
         with th.no_grad():
             actions_tensor, new_state = self._predict(
-                obs_tensor, hidden, th.as_tensor(starts, device=self.device), deterministic=deterministic
+                obs_tensor, hidden, th.as_tensor(starts.reshape(n_envs), device=self.device), deterministic=deterministic
             )
         actions = actions_tensor.cpu().numpy().reshape((-1, *self.action_space.shape))  # type: ignore[misc, arg-type]
         if isinstance(self.action_space, spaces.Box):
