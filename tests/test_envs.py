@@ -49,3 +49,19 @@ def test_flat_box_makes_discrete_tasks_frame_stackable():
     stacked = VecFrameStack(env, n_stack=3)
     assert stacked.reset().shape == (2, 12)
     PPO("MlpPolicy", stacked, n_steps=8, batch_size=16).learn(16)
+
+
+def test_importing_the_package_does_not_import_rl_zoo3_and_still_registers_novel_envs():
+    """rl_zoo3 (and its hub dependencies) load only when a NoVel env is made or the zoo is used."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, gymnasium as gym, sb3_recurrent_ext\n"
+        "assert 'rl_zoo3' not in sys.modules, 'imported rl_zoo3'\n"
+        "ours = gym.make('CartPoleNoVel-v1').reset(seed=3)[0]\n"
+        "import rl_zoo3.import_envs\n"  # rl-zoo3's own registration of the same id
+        "theirs = gym.make('CartPoleNoVel-v1').reset(seed=3)[0]\n"
+        "assert (ours == theirs).all() and ours[1] == ours[3] == 0, (ours, theirs)\n"
+    )
+    subprocess.run([sys.executable, "-W", "error::UserWarning", "-c", code], check=True, timeout=120)

@@ -1,7 +1,8 @@
 """Memory tasks usable by SB3: rl-zoo3's ``*NoVel`` envs, popgym and MiniGrid.
 
 * ``CartPoleNoVel-v1``, ``PendulumNoVel-v1``, ``LunarLanderNoVel-v3``, ``MountainCarContinuousNoVel-v0``...
-  are rl-zoo3's own registrations (velocities masked); importing this package registers them.
+  are rl-zoo3's envs (velocities masked by its ``MaskVelocityWrapper``); importing this package registers them,
+  and rl_zoo3 is imported only when one is made.
 * popgym tasks (``popgym-RepeatPreviousEasy-v0``, ``popgym-RepeatFirstEasy-v0``,
   ``popgym-PositionOnlyCartPoleEasy-v0``...) and MiniGrid tasks (``MiniGrid-MemoryS7-v0``,
   ``MiniGrid-DoorKey-5x5-v0``...) are made SB3-ready by :func:`make_memory_env`.
@@ -9,16 +10,43 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import rl_zoo3.import_envs  # noqa: F401  (registers the *NoVel envs)
 from gymnasium import spaces
 from gymnasium.wrappers import FlattenObservation
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+
+# rl-zoo3's *NoVel sources (rl_zoo3.wrappers.MaskVelocityWrapper.velocity_indices). Registered here with a lazy
+# entry point: importing rl_zoo3 takes seconds (its hub dependencies), and only making one of these envs needs it.
+NO_VEL_SOURCES = (
+    "CartPole-v1",
+    "MountainCar-v0",
+    "MountainCarContinuous-v0",
+    "Pendulum-v1",
+    "LunarLander-v3",
+    "LunarLanderContinuous-v3",
+)
+
+
+def make_no_vel_env(source_id: str, **make_kwargs: Any) -> gym.Env:
+    """``source_id`` with its velocities masked, as rl-zoo3's ``*NoVel`` envs are."""
+    from rl_zoo3.wrappers import MaskVelocityWrapper
+
+    return MaskVelocityWrapper(gym.make(source_id, **make_kwargs))
+
+
+# rl_zoo3, once imported (the zoo, the benchmarks), registers the same ids again with the same env: its
+# "Overriding environment ...NoVel..." warning says nothing a user can act on
+warnings.filterwarnings("ignore", message=r".*Overriding environment \w+NoVel-v\d+ already in registry")
+for _source in NO_VEL_SOURCES:
+    _name, _version = _source.split("-v")
+    if f"{_name}NoVel-v{_version}" not in gym.registry:
+        gym.register(f"{_name}NoVel-v{_version}", make_no_vel_env, kwargs={"source_id": _source})
 
 # Observation spaces SB3's policies take directly.
 SB3_OBS_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
