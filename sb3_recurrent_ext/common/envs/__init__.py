@@ -46,7 +46,7 @@ warnings.filterwarnings("ignore", message=r".*Overriding environment \w+NoVel-v\
 for _source in NO_VEL_SOURCES:
     _name, _version = _source.split("-v")
     if f"{_name}NoVel-v{_version}" not in gym.registry:
-        gym.register(f"{_name}NoVel-v{_version}", make_no_vel_env, kwargs={"source_id": _source})
+        gym.register(f"{_name}NoVel-v{_version}", f"{__name__}:make_no_vel_env", kwargs={"source_id": _source})
 
 # Observation spaces SB3's policies take directly.
 SB3_OBS_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
