@@ -556,3 +556,20 @@ def test_enqueue_config_into_a_journal_file_study_once(tmp_path: Path) -> None:
     assert [trial.state for trial in study.trials] == [optuna.trial.TrialState.WAITING]
     # a waiting trial keeps its enqueued values as fixed params until a worker runs it
     assert study.trials[0].system_attrs["fixed_params"] == params and study.direction == optuna.study.StudyDirection.MAXIMIZE
+
+
+def test_zoo_configs_are_package_data() -> None:
+    """A wheel carries the configs the console scripts read (.ci/run installs the wheel and trains with it)."""
+    import tomllib
+
+    import sb3_recurrent_ext
+
+    package = Path(sb3_recurrent_ext.__file__).parent
+    assert ZOO_CONFIGS.resolve().parent == package
+    assert sorted(p.name for p in ZOO_CONFIGS.glob("*.yml")) == [
+        "recurrent_dqn.yml",
+        "recurrent_ppo.yml",
+        "recurrent_ppo_rnd.yml",
+    ]
+    package_data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert "zoo_configs/*.yml" in package_data["sb3_recurrent_ext"]

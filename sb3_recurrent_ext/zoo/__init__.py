@@ -55,8 +55,9 @@ CONVERTERS = {
     "recurrent_ppo": samplers.convert_recurrent_ppo_no_rnd_params,
     "recurrent_dqn": samplers.convert_recurrent_dqn_params,
 }
-# the repository's zoo_configs/ (next to the package in a source checkout or an editable install)
-ZOO_CONFIGS = Path(__file__).resolve().parents[2] / "zoo_configs"
+# package data, so the same path works in a wheel, an sdist and an editable install (the repository's
+# zoo_configs/ is a link to it)
+ZOO_CONFIGS = Path(__file__).resolve().parents[1] / "zoo_configs"
 
 # the experiment's YAML hyperparameters while its objective runs (read by the sampler wrappers)
 _yaml_hyperparams: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("yaml_hyperparams")
