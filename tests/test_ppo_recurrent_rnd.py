@@ -15,7 +15,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 from sb3_recurrent_ext import RecurrentPPORND, RecurrentState, make_sequences
 from sb3_recurrent_ext.common.gae import compute_gae
 from sb3_recurrent_ext.common.policies import ALIAS_CELLS, ALIAS_NAMES
-from sb3_recurrent_ext.common.rnd import ClippedNormalizer, IntrinsicRewardNormalizer, RNDNetworks
+from sb3_recurrent_ext.common.rnd import RND, ClippedNormalizer, IntrinsicRewardNormalizer, RNDNetworks
 
 SMALL = dict(n_steps=16, batch_size=32, n_epochs=2, seq_len=8)
 POLICY_KWARGS = dict(rnn_hidden_size=16, net_arch=[16])
@@ -156,11 +156,11 @@ def test_rnd_normalizers_and_reward_against_hand_computation():
 def test_rnd_trains_predictor_not_policy_and_logs(tmp_path):
     model = _model(use_rnd=True, init_norm_steps=16, tensorboard_log=None)
     assert not set(map(id, model.rnd.parameters())) & set(map(id, model.policy.parameters()))
-    target_before = [p.clone() for p in model.rnd.target.parameters()]
-    predictor_before = [p.clone() for p in model.rnd.predictor.parameters()]
+    target_before = [p.clone() for p in model.rnd.networks.target.parameters()]
+    predictor_before = [p.clone() for p in model.rnd.networks.predictor.parameters()]
     model.learn(16 * 4)
-    assert all(th.equal(a, b) for a, b in zip(target_before, model.rnd.target.parameters(), strict=False))
-    assert any(not th.equal(a, b) for a, b in zip(predictor_before, model.rnd.predictor.parameters(), strict=False))
+    assert all(th.equal(a, b) for a, b in zip(target_before, model.rnd.networks.target.parameters(), strict=False))
+    assert any(not th.equal(a, b) for a, b in zip(predictor_before, model.rnd.networks.predictor.parameters(), strict=False))
     logged = model.logger.name_to_value
     for key in ("train/rnd_loss", "train/int_value_loss", "train/int_explained_variance", "train/value_loss"):
         assert key in logged, key
@@ -182,7 +182,7 @@ def test_save_load_predicts_the_same_actions_from_the_same_state(tmp_path):
     np.testing.assert_array_equal(a1, a2)
     for x, y in zip(s1, s2, strict=True):
         np.testing.assert_allclose(x, y)
-    for a, b in zip(model.rnd.predictor.parameters(), loaded.rnd.predictor.parameters(), strict=False):
+    for a, b in zip(model.rnd.networks.predictor.parameters(), loaded.rnd.networks.predictor.parameters(), strict=False):
         assert th.equal(a, b)
 
 
@@ -326,3 +326,49 @@ def test_predict_names_a_state_or_episode_start_of_the_wrong_structure(algo):
     with pytest.raises(ValueError, match=r"episode_start has shape \(3,\); .* must be \(2,\)"):
         model.predict(obs, state=state, episode_start=np.zeros(3))
     model.predict(obs, state=state, episode_start=np.zeros(2))  # the right structure passes
+
+
+@pytest.mark.parametrize(("n_steps", "warm_up_rollouts"), [(16, 4), (50, 1), (128, 1)])
+def test_rnd_warm_up_lasts_init_norm_steps_per_env(n_steps, warm_up_rollouts):
+    """AINE-DRL's init_norm_steps: the first 50 steps per env only update the normalisers (no intrinsic reward)."""
+    rnd = RND(obs_dim=3, state_dim=2, n_envs=2, init_norm_steps=50)
+    flags = []
+    for _ in range(warm_up_rollouts + 2):
+        rollout = rnd.observe_rollout(th.randn(n_steps * 2, 3), th.randn(n_steps * 2, 2), n_steps)
+        rewards = rnd.intrinsic_rewards(rollout, n_steps, 2)
+        assert (rewards == 0).all() == rollout.warm_up
+        flags.append(rollout.warm_up)
+    assert flags == [True] * warm_up_rollouts + [False, False]
+    # the first rewarded rollout is normalised with statistics that were updated, not (mean 0, var 1)
+    assert rnd.obs_normalizer.rms.count > 50
+
+
+def test_rnd_state_survives_save_and_load(tmp_path):
+    """Nets, optimizer moments, the three normalisers and the warm-up counter come back whole."""
+    model = _model("MlpGruPolicy", use_rnd=True, seed=1, n_steps=32, init_norm_steps=40)
+    model.learn(3 * 32)
+    model.save(tmp_path / "model")
+    loaded = RecurrentPPORND.load(tmp_path / "model")
+    for rnd_a, rnd_b in ((model.rnd, loaded.rnd),):
+        assert rnd_b.norm_steps == rnd_a.norm_steps == 96
+        for a, b in (
+            (rnd_a.obs_normalizer.rms, rnd_b.obs_normalizer.rms),
+            (rnd_a.state_normalizer.rms, rnd_b.state_normalizer.rms),
+            (rnd_a.reward_normalizer.rms, rnd_b.reward_normalizer.rms),
+        ):
+            np.testing.assert_array_equal(a.mean, b.mean)
+            np.testing.assert_array_equal(a.var, b.var)
+            assert a.count == b.count > 1
+        np.testing.assert_array_equal(rnd_a.reward_normalizer.discounted_return, rnd_b.reward_normalizer.discounted_return)
+    # the same new rollout gives the same intrinsic rewards, and one predictor step (Adam's moments) the same weights
+    obs, states = th.randn(32, 4), th.randn(32, model.rollout_buffer.state_dim)
+    rollouts = [rnd.observe_rollout(obs, states, 32) for rnd in (model.rnd, loaded.rnd)]
+    rewards = [rnd.intrinsic_rewards(r, 32, 1) for rnd, r in zip((model.rnd, loaded.rnd), rollouts, strict=True)]
+    np.testing.assert_allclose(rewards[0], rewards[1], rtol=1e-6)
+    losses = []
+    for rnd, rollout in zip((model.rnd, loaded.rnd), rollouts, strict=True):
+        th.manual_seed(0)
+        losses.append(rnd.train_step(rollout.inputs, rollout.targets, 1.0, 0.5))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+    for a, b in zip(model.rnd.parameters(), loaded.rnd.parameters(), strict=True):
+        th.testing.assert_close(a, b)

@@ -21,7 +21,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_recurrent_ext.common.checks import check_positive_int, check_unit_interval
 from sb3_recurrent_ext.common.policies import policy_aliases
-from sb3_recurrent_ext.common.rnd import ClippedNormalizer, IntrinsicRewardNormalizer, RNDNetworks
+from sb3_recurrent_ext.common.rnd import RND, RolloutRND
 from sb3_recurrent_ext.ppo_recurrent_rnd import policies
 from sb3_recurrent_ext.ppo_recurrent_rnd.buffers import (
     RecurrentRNDDictRolloutBuffer,
@@ -251,14 +251,20 @@ class RecurrentPPORND(OnPolicyAlgorithm):
         return self._flat_obs(sample).shape[1]
 
     def _setup_rnd(self, state_dim: int) -> None:
-        obs_dim = self._rnd_obs_dim()
-        input_dim = obs_dim + (state_dim if self.rnd_use_hidden_state else 0)
-        self.rnd = RNDNetworks(input_dim, self.rnd_hidden_sizes, self.rnd_output_dim).to(self.device)
-        self.rnd_optimizer = th.optim.Adam(self.rnd.predictor.parameters(), lr=self.lr_schedule(1), fused=True)
-        self.rnd_obs_normalizer = ClippedNormalizer((obs_dim,), self.obs_norm_clip_range)
-        self.rnd_state_normalizer = ClippedNormalizer((state_dim,), self.hidden_state_norm_clip_range)
-        self.int_reward_normalizer = IntrinsicRewardNormalizer(self.n_envs, self.int_gamma)
-        self._rnd_norm_steps = 0
+        self.rnd = RND(
+            self._rnd_obs_dim(),
+            state_dim,
+            self.n_envs,
+            use_hidden_state=self.rnd_use_hidden_state,
+            hidden_sizes=self.rnd_hidden_sizes,
+            output_dim=self.rnd_output_dim,
+            obs_clip_range=self.obs_norm_clip_range,
+            state_clip_range=self.hidden_state_norm_clip_range,
+            init_norm_steps=self.init_norm_steps,
+            int_gamma=self.int_gamma,
+            learning_rate=self.lr_schedule(1),
+            device=self.device,
+        )
 
     def _flat_obs(self, obs: th.Tensor | dict[str, th.Tensor]) -> th.Tensor:
         """Preprocessed observations (one-hot, scaled images) flattened: ``(batch, obs_dim)``."""
@@ -267,34 +273,16 @@ class RecurrentPPORND(OnPolicyAlgorithm):
             return th.cat([value.reshape(value.shape[0], -1) for value in processed.values()], dim=1)
         return processed.reshape(processed.shape[0], -1)
 
-    def _rnd_inputs(self, flat_obs: th.Tensor, flat_states: th.Tensor) -> th.Tensor:
-        """Normalised, clipped RND inputs: ``(batch, obs_dim [+ state_dim])``."""
-        normalize = self.init_norm_steps is not None
-        parts = [self.rnd_obs_normalizer.normalize(flat_obs) if normalize else flat_obs]
-        if self.rnd_use_hidden_state:
-            parts.append(self.rnd_state_normalizer.normalize(flat_states) if normalize else flat_states)
-        return th.cat(parts, dim=1)
-
-    def _rollout_rnd_inputs(self) -> th.Tensor:
-        """RND inputs of every step of the rollout, time-major flat ``(n_steps * n_envs, D)``."""
+    def _observe_rollout_rnd(self) -> RolloutRND:
+        """RND inputs and target features of every step of the rollout, time-major flat ``(n_steps * n_envs, D)``."""
         buffer = self.rollout_buffer
         obs = buffer.observations
         if isinstance(obs, dict):
             obs_tensor: Any = {key: th.as_tensor(v.reshape(-1, *v.shape[2:]), device=self.device) for key, v in obs.items()}
         else:
             obs_tensor = th.as_tensor(obs.reshape(-1, *obs.shape[2:]), device=self.device)
-        flat_obs = self._flat_obs(obs_tensor)
         flat_states = th.as_tensor(buffer.hidden_states.reshape(-1, buffer.state_dim), device=self.device)
-        # normalised with the statistics from before this rollout, which are then updated
-        inputs = self._rnd_inputs(flat_obs, flat_states)
-        if self.init_norm_steps is not None:
-            self.rnd_obs_normalizer.update(flat_obs.cpu().numpy())
-            self.rnd_state_normalizer.update(flat_states.cpu().numpy())
-            self._rnd_norm_steps += self.n_steps
-        return inputs
-
-    def _rnd_warming_up(self) -> bool:
-        return self.init_norm_steps is not None and self._rnd_norm_steps <= self.init_norm_steps
+        return self.rnd.observe_rollout(self._flat_obs(obs_tensor), flat_states, self.n_steps)
 
     def collect_rollouts(
         self, env: VecEnv, callback: BaseCallback, rollout_buffer: RolloutBuffer, n_rollout_steps: int
@@ -362,10 +350,11 @@ class RecurrentPPORND(OnPolicyAlgorithm):
                 state,
                 th.as_tensor(dones, dtype=th.float32, device=self.device),
             )
-        self._rollout_rnd_inputs_cache: th.Tensor | None = None
-        self._rollout_rnd_targets_cache: th.Tensor | None = None
-        if self.use_rnd:
-            self._compute_intrinsic_rewards()
+        # the target network is fixed: its features of this rollout serve every predictor step in train()
+        self._rollout_rnd: RolloutRND | None = self._observe_rollout_rnd() if self.use_rnd else None
+        if self._rollout_rnd is not None:
+            rollout_buffer.int_rewards[:] = self.rnd.intrinsic_rewards(self._rollout_rnd, self.n_steps, self.n_envs)
+            self.logger.record("rollout/int_reward_mean", float(rollout_buffer.int_rewards.mean()))
         rollout_buffer.compute_two_stream_returns(
             last_values, dones, self.int_gamma, self.ext_adv_coef, self.int_adv_coef, self.use_rnd
         )
@@ -373,37 +362,25 @@ class RecurrentPPORND(OnPolicyAlgorithm):
         callback.on_rollout_end()
         return True
 
-    def _compute_intrinsic_rewards(self) -> None:
-        """Intrinsic reward of every step in one batched call: prediction error on (obs_t, h_t), normalised."""
-        inputs = self._rollout_rnd_inputs()
-        # the target network is fixed: its features of this rollout serve every predictor step in train()
-        targets = self.rnd.target_features(inputs)
-        self._rollout_rnd_inputs_cache, self._rollout_rnd_targets_cache = inputs, targets
-        buffer = self.rollout_buffer
-        if self._rnd_warming_up():
-            buffer.int_rewards[:] = 0.0
-        else:
-            with th.no_grad():
-                errors = self.rnd.prediction_error(inputs, targets).cpu().numpy().reshape(self.n_steps, self.n_envs)
-            buffer.int_rewards[:] = self.int_reward_normalizer(errors)
-        self.logger.record("rollout/int_reward_mean", float(buffer.int_rewards.mean()))
-
     def train(self) -> None:
         """PPO update over padded sequences: one recurrent call per minibatch, losses over the real steps."""
         self.policy.set_training_mode(True)
-        optimizers = [self.policy.optimizer] + ([self.rnd_optimizer] if self.use_rnd else [])
+        optimizers = [self.policy.optimizer] + ([self.rnd.optimizer] if self.use_rnd else [])
         self._update_learning_rate(optimizers)
         clip_range = self.clip_range(self._current_progress_remaining)  # type: ignore[operator]
         clip_range_vf = None if self.clip_range_vf is None else self.clip_range_vf(self._current_progress_remaining)  # type: ignore[operator]
         n_streams = 2 if self.use_rnd else 1
+        rnd_rollout = self._rollout_rnd
         rollout = self.rollout_buffer.to_sequences(
-            self.seq_len or self.n_steps, self._rollout_rnd_inputs_cache, n_streams, self._rollout_rnd_targets_cache
+            self.seq_len or self.n_steps,
+            None if rnd_rollout is None else rnd_rollout.inputs,
+            n_streams,
+            None if rnd_rollout is None else rnd_rollout.targets,
         )
-        train_rnd = self.use_rnd and not self._rnd_warming_up()
+        train_rnd = rnd_rollout is not None and not rnd_rollout.warm_up
 
         # listed once: walking the module tree for every gradient step costs more than clipping
         policy_parameters = list(self.policy.parameters())
-        predictor_parameters = list(self.rnd.predictor.parameters()) if train_rnd else []
         logs: dict[str, list[float]] = {key: [] for key in ("pg", "ext_v", "int_v", "ent", "kl", "clip", "rnd")}
         continue_training = True
         for _epoch in range(self.n_epochs):
@@ -424,7 +401,15 @@ class RecurrentPPORND(OnPolicyAlgorithm):
                 th.nn.utils.clip_grad_norm_(policy_parameters, self.max_grad_norm, foreach=True)
                 self.policy.optimizer.step()
                 if train_rnd:
-                    logs["rnd"].append(self._train_predictor(batch, predictor_parameters))
+                    assert batch.rnd_inputs is not None and batch.rnd_targets is not None
+                    logs["rnd"].append(
+                        self.rnd.train_step(
+                            batch.rnd_inputs[batch.mask],
+                            batch.rnd_targets[batch.mask],
+                            self.rnd_pred_exp_proportion,
+                            self.max_grad_norm,
+                        )
+                    )
             self._n_updates += 1
             if not continue_training:
                 break
@@ -485,24 +470,6 @@ class RecurrentPPORND(OnPolicyAlgorithm):
             losses["int_v"] = value_losses[1]
         return losses
 
-    def _train_predictor(self, batch: SequenceBatch, predictor_parameters: list[th.nn.Parameter]) -> float:
-        """One predictor step on a ``rnd_pred_exp_proportion`` share of the minibatch's real steps.
-
-        :param predictor_parameters: ``list(self.rnd.predictor.parameters())``, listed once per ``train()``.
-        """
-        assert batch.rnd_inputs is not None and batch.rnd_targets is not None
-        inputs, targets = batch.rnd_inputs[batch.mask], batch.rnd_targets[batch.mask]
-        keep = th.rand(inputs.shape[0], device=inputs.device) < self.rnd_pred_exp_proportion
-        if not keep.any():
-            # a small minibatch can draw no step at all: no predictor update then (a zero loss has no graph)
-            return float("nan")
-        rnd_loss = self.rnd.prediction_error(inputs[keep], targets[keep]).mean()
-        self.rnd_optimizer.zero_grad()
-        rnd_loss.backward()
-        th.nn.utils.clip_grad_norm_(predictor_parameters, self.max_grad_norm, foreach=True)
-        self.rnd_optimizer.step()
-        return rnd_loss.item()
-
     def _log_train(
         self, logs: dict[str, list[float]], rollout: SequenceBatch, clip_range: float, clip_range_vf: float | None
     ) -> None:
@@ -551,16 +518,14 @@ class RecurrentPPORND(OnPolicyAlgorithm):
         return [
             *super()._excluded_save_params(),
             "_last_state",
-            "_rollout_rnd_inputs_cache",
-            "_rollout_rnd_targets_cache",
+            "_rollout_rnd",
             "rnd",
-            "rnd_optimizer",
         ]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts = ["policy", "policy.optimizer"]
         if self.use_rnd:
-            state_dicts += ["rnd", "rnd_optimizer"]
+            state_dicts.append("rnd")  # nets, optimizer, normalisers and warm-up counter: RND.state_dict()
         return state_dicts, []
 
 
