@@ -2,6 +2,7 @@
 
 import pickle
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
@@ -372,3 +373,39 @@ def test_rnd_state_survives_save_and_load(tmp_path):
     assert losses[0] == pytest.approx(losses[1], rel=1e-6)
     for a, b in zip(model.rnd.parameters(), loaded.rnd.parameters(), strict=True):
         th.testing.assert_close(a, b)
+
+
+class _NaNAt(gym.Wrapper):
+    """Returns NaN in the observation (or the reward) at the given step of the episode."""
+
+    def __init__(self, env, step, what):
+        super().__init__(env)
+        self.nan_step, self.what, self.t = step, what, 0
+
+    def reset(self, **kwargs):
+        self.t = 0
+        return self.env.reset(**kwargs)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.t += 1
+        if self.t == self.nan_step:
+            if self.what == "observation":
+                obs = obs.copy()
+                obs[0] = np.nan
+            else:
+                reward = float("inf")
+        return obs, reward, terminated, truncated, info
+
+
+@pytest.mark.parametrize("what", ["observation", "reward"])
+@pytest.mark.parametrize("algo", ["ppo", "dqn"])
+def test_non_finite_observation_or_reward_is_named_before_any_update(algo, what):
+    from sb3_recurrent_ext import RecurrentDQN
+
+    env = make_vec_env("CartPole-v1", n_envs=2, seed=0, wrapper_class=_NaNAt, wrapper_kwargs=dict(step=5, what=what))
+    model = _model(env=env) if algo == "ppo" else RecurrentDQN("MlpGruPolicy", env, learning_starts=1)
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    with pytest.raises(ValueError, match=rf"env 0 returned a non-finite {what} at timestep 10: .*VecCheckNan"):
+        model.learn(200)
+    assert all(th.equal(a, b) for a, b in zip(before, model.policy.parameters(), strict=True))

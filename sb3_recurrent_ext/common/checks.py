@@ -27,3 +27,31 @@ def check_unit_interval(value: object, argument: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating) or not 0.0 <= value <= 1.0:
         raise ValueError(f"{argument}={value!r} must be a number in [0, 1]")
     return float(value)
+
+
+def check_finite_step(observations: np.ndarray | dict[str, np.ndarray], rewards: np.ndarray, timestep: int) -> None:
+    """Raise before anything is stored or trained on when an env returned NaN or inf.
+
+    One vectorised ``isfinite`` per array (about a microsecond for a handful of envs); without it the first sign
+    is an obscure torch error after the parameters have already turned NaN.
+
+    :param observations: ``(n_envs, ...)`` (or a dict of them) returned by ``env.step``.
+    :param rewards: ``(n_envs,)``.
+    :param timestep: the model's ``num_timesteps`` after the step, for the message.
+    """
+    observation_arrays = observations.values() if isinstance(observations, dict) else (observations,)
+    if np.isfinite(rewards).all() and all(np.isfinite(array).all() for array in observation_arrays):
+        return
+    arrays = {"reward": rewards}
+    if isinstance(observations, dict):
+        arrays.update({f"observation[{key!r}]": value for key, value in observations.items()})
+    else:
+        arrays["observation"] = observations
+    for name, array in arrays.items():
+        finite = np.isfinite(np.asarray(array).reshape(len(array), -1)).all(axis=1)
+        if not finite.all():
+            env_index = int(np.flatnonzero(~finite)[0])
+            raise ValueError(
+                f"env {env_index} returned a non-finite {name} at timestep {timestep}: "
+                f"{np.asarray(array)[env_index]!r}; wrap the env in SB3's VecCheckNan to find the cause"
+            )

@@ -16,7 +16,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import LinearSchedule, obs_as_tensor, polyak_update
 
-from sb3_recurrent_ext.common.checks import check_positive_int, check_unit_interval
+from sb3_recurrent_ext.common.checks import check_finite_step, check_positive_int, check_unit_interval
 from sb3_recurrent_ext.common.policies import policy_aliases
 from sb3_recurrent_ext.dqn_recurrent import policies
 from sb3_recurrent_ext.dqn_recurrent.buffers import (
@@ -285,6 +285,7 @@ class RecurrentDQN(OffPolicyAlgorithm):
         infos: list[dict[str, Any]],
     ) -> None:
         """SB3's storage, with the state each env was in before the step and whether the step began an episode."""
+        check_finite_step(new_obs, reward, self.num_timesteps)
         self.replay_buffer.add_recurrent(self._state_before_step, self._last_episode_starts)  # type: ignore[arg-type]
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
         self._last_episode_starts = dones

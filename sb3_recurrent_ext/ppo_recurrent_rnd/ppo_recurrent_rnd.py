@@ -19,7 +19,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.utils import FloatSchedule, explained_variance, obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_recurrent_ext.common.checks import check_positive_int, check_unit_interval
+from sb3_recurrent_ext.common.checks import check_finite_step, check_positive_int, check_unit_interval
 from sb3_recurrent_ext.common.policies import policy_aliases
 from sb3_recurrent_ext.common.rnd import RND, RolloutRND
 from sb3_recurrent_ext.ppo_recurrent_rnd import policies
@@ -316,6 +316,7 @@ class RecurrentPPORND(OnPolicyAlgorithm):
                     clipped_actions = np.clip(actions, self.action_space.low, self.action_space.high)
             new_obs, rewards, dones, infos = env.step(clipped_actions)
             self.num_timesteps += env.num_envs
+            check_finite_step(new_obs, rewards, self.num_timesteps)  # type: ignore[arg-type]
             callback.update_locals(locals())
             if not callback.on_step():
                 return False
