@@ -270,6 +270,10 @@ def test_sb3_contrib_kwargs_are_aliases():
         (dict(obs_norm_clip_range=(5, -5)), r"obs_norm_clip_range=\(5, -5\)"),
         (dict(int_gamma=1.5), r"int_gamma=1.5 must be a number in \[0, 1\]"),
         (dict(gamma="0.99"), r"gamma='0.99' must be a number in \[0, 1\]"),
+        (
+            dict(policy_kwargs=dict(shared_lstm=True, enable_critic_lstm=False, share_features_extractor=False)),
+            r"shared=True \(shared_lstm\) needs share_features_extractor=True",
+        ),
         (dict(policy_kwargs=dict(rnn_hidden_size=0)), r"rnn_hidden_size=0 must be a positive integer"),
         (dict(policy_kwargs=dict(rnn_num_layers=0)), r"rnn_num_layers=0 must be a positive integer"),
     ],
@@ -409,3 +413,23 @@ def test_non_finite_observation_or_reward_is_named_before_any_update(algo, what)
     with pytest.raises(ValueError, match=rf"env 0 returned a non-finite {what} at timestep 10: .*VecCheckNan"):
         model.learn(200)
     assert all(th.equal(a, b) for a, b in zip(before, model.policy.parameters(), strict=True))
+
+
+@pytest.mark.parametrize("policy_kwargs", [dict(), dict(enable_critic_lstm=False)])
+def test_unshared_features_extractor(policy_kwargs):
+    """share_features_extractor=False: actor and critic read their own extractor's features, as in SB3."""
+    model = _model(policy_kwargs={**POLICY_KWARGS, **policy_kwargs, "share_features_extractor": False}, use_rnd=False)
+    policy = model.policy
+    assert policy.pi_features_extractor is not policy.vf_features_extractor
+    model.learn(64)  # collection and training (the first rollout step crashed before)
+    obs = th.as_tensor(np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32))
+    actions = th.zeros(3, dtype=th.long)
+    state, starts = policy.initial_state(3), th.zeros(3)
+    values, log_prob, _, _ = policy.evaluate_sequences(obs, actions, state, 3, 1)
+    # the critic reads its own extractor: zeroing that extractor's output changes the values, not the actor
+    policy.vf_features_extractor.forward = lambda x: th.zeros(x.shape[0], 4)
+    zeroed_values, zeroed_log_prob, _, _ = policy.evaluate_sequences(obs, actions, state, 3, 1)
+    th.testing.assert_close(zeroed_log_prob, log_prob)
+    assert not th.allclose(zeroed_values, values)
+    predicted, next_state = model.predict(obs.numpy(), deterministic=True, episode_start=starts.numpy())
+    assert predicted.shape == (3,) and all(s.shape[1] == 3 for s in next_state)

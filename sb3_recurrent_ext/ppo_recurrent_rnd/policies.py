@@ -71,11 +71,16 @@ class RecurrentMlpExtractor(nn.Module):
         return RecurrentState(tensors)
 
     def forward(
-        self, features: th.Tensor, state: RecurrentState, real_steps: th.Tensor | None = None
+        self,
+        features: th.Tensor,
+        state: RecurrentState,
+        real_steps: th.Tensor | None = None,
+        critic_features: th.Tensor | None = None,
     ) -> tuple[th.Tensor, th.Tensor, RecurrentState]:
         """One recurrent call per net over a padded batch of sequences.
 
-        :param features: ``(n_seq, seq_len, features_dim)``.
+        :param features: ``(n_seq, seq_len, features_dim)``, the actor's (and the critic's, when shared).
+        :param critic_features: the critic's own ``(n_seq, seq_len, features_dim)`` (``share_features_extractor=False``).
         :param state: state before each sequence's first step.
         :param real_steps: ``(N,)`` indices of the real steps in ``n_seq * seq_len``; if given, the MLPs after
             the recurrent layer run on these rows only (padding can be a third of a minibatch).
@@ -86,7 +91,9 @@ class RecurrentMlpExtractor(nn.Module):
         k = self.n_actor_tensors
         # the critic's part is empty when it has no recurrent net of its own
         actor_state, critic_state = RecurrentState(state.tensors[:k]), RecurrentState(state.tensors[k:])
-        if self.critic_rnn is not None and seq_len > 1 and can_run_side_by_side(self.actor_rnn, self.critic_rnn):
+        one_input = critic_features is None
+        critic_features = features if critic_features is None else critic_features
+        if self.critic_rnn is not None and one_input and seq_len > 1 and can_run_side_by_side(self.actor_rnn, self.critic_rnn):
             # GRU/RNN training: actor and critic as one recurrent call of twice the width
             (rnn_pi, actor_state), (rnn_vf, critic_state) = run_side_by_side(
                 self.actor_rnn, self.critic_rnn, features, actor_state, critic_state
@@ -94,9 +101,9 @@ class RecurrentMlpExtractor(nn.Module):
         else:
             rnn_pi, actor_state = self.actor_rnn(features, actor_state)
             if self.critic_rnn is not None:
-                rnn_vf, critic_state = self.critic_rnn(features, critic_state)
+                rnn_vf, critic_state = self.critic_rnn(critic_features, critic_state)
             else:
-                rnn_vf = rnn_pi if self.shared else features
+                rnn_vf = rnn_pi if self.shared else critic_features
         tensors = actor_state.tensors + critic_state.tensors
         # (n_seq, seq_len, H) -> (n_seq * seq_len, H) [-> (N real, H)]
         rnn_pi, rnn_vf = rnn_pi.reshape(n_seq * seq_len, -1), rnn_vf.reshape(n_seq * seq_len, -1)
@@ -176,6 +183,11 @@ class RecurrentActorCriticPolicy(RecurrentPredictMixin, ActorCriticPolicy):
             raise ValueError(
                 "shared=True (shared_lstm) and enable_critic_rnn=True (enable_critic_lstm) contradict each other: "
                 "choose a shared recurrent body, a separate one for the critic, or none for the critic"
+            )
+        if resolved["shared"] and not share_features_extractor:
+            raise ValueError(
+                "shared=True (shared_lstm) needs share_features_extractor=True: one recurrent body cannot read two "
+                "feature extractors' outputs (sb3-contrib rejects this combination too)"
             )
         if isinstance(n_value_heads, bool) or not isinstance(n_value_heads, int) or n_value_heads < 1:
             raise ValueError(f"n_value_heads={n_value_heads!r} must be a positive integer")
@@ -282,9 +294,12 @@ class RecurrentActorCriticPolicy(RecurrentPredictMixin, ActorCriticPolicy):
     def _latents(
         self, obs: PyTorchObs, state: RecurrentState, n_seq: int, seq_len: int, real_steps: th.Tensor | None = None
     ) -> tuple[th.Tensor, th.Tensor, RecurrentState]:
-        # (n_seq * seq_len, *obs_shape) -> (n_seq * seq_len, F) -> (n_seq, seq_len, F)
-        features = self.extract_features(obs, self.features_extractor)
-        assert isinstance(features, th.Tensor)
+        # (n_seq * seq_len, *obs_shape) -> (n_seq * seq_len, F) -> (n_seq, seq_len, F); a pair (actor's, critic's)
+        # with share_features_extractor=False
+        features = self.extract_features(obs)
+        if isinstance(features, tuple):
+            pi_features, vf_features = (f.reshape(n_seq, seq_len, -1) for f in features)
+            return self.recurrent(pi_features, state, real_steps, critic_features=vf_features)
         return self.recurrent(features.reshape(n_seq, seq_len, -1), state, real_steps)
 
     def forward(  # type: ignore[override]
