@@ -9,6 +9,12 @@ from collections.abc import Sequence
 import numpy as np
 
 
+class ConflictingArgumentsError(ValueError, AssertionError):
+    """Two arguments that contradict each other. A ``ValueError`` like every bad argument here, and an
+    ``AssertionError`` too, because sb3-contrib's ``RecurrentPPO`` asserts on the same combinations and code written
+    for it (its own tests among them) catches that."""
+
+
 def closest_hint(value: str, allowed: Sequence[str]) -> str:
     """``"; did you mean 'x'?"`` for the allowed value closest to ``value``, or ``""``."""
     match = difflib.get_close_matches(value, list(allowed), n=1)

@@ -19,6 +19,7 @@ from stable_baselines3.common.torch_layers import (
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
+from sb3_recurrent_ext.common.checks import ConflictingArgumentsError
 from sb3_recurrent_ext.common.policies import RecurrentPredictMixin, recurrent_net_kwargs, with_cell
 from sb3_recurrent_ext.common.recurrent.nets import RecurrentNet, can_run_side_by_side, run_side_by_side
 from sb3_recurrent_ext.common.recurrent.states import RecurrentState
@@ -180,12 +181,12 @@ class RecurrentActorCriticPolicy(RecurrentPredictMixin, ActorCriticPolicy):
         )
         resolved = self._resolve_aliases(given, sb3_contrib_kwargs)
         if resolved["shared"] and resolved["enable_critic_rnn"] is True:
-            raise ValueError(
+            raise ConflictingArgumentsError(
                 "shared=True (shared_lstm) and enable_critic_rnn=True (enable_critic_lstm) contradict each other: "
                 "choose a shared recurrent body, a separate one for the critic, or none for the critic"
             )
         if resolved["shared"] and not share_features_extractor:
-            raise ValueError(
+            raise ConflictingArgumentsError(
                 "shared=True (shared_lstm) needs share_features_extractor=True: one recurrent body cannot read two "
                 "feature extractors' outputs (sb3-contrib rejects this combination too)"
             )
