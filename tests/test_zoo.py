@@ -573,3 +573,38 @@ def test_zoo_configs_are_package_data() -> None:
     ]
     package_data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     assert "zoo_configs/*.yml" in package_data["sb3_recurrent_ext"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_killed_workers_trial_is_failed_and_retried(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """kill -9 a worker mid-trial: the next run marks its trial FAIL (heartbeat) and runs it again to the end."""
+    storage = f"sqlite:///{tmp_path / 'study.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    beat = ["--storage", storage, "--study-name", "killed", "--heartbeat-interval", "1", "--grace-period", "3"]
+    worker = subprocess.Popen(
+        _tune_command(tmp_path / "w1", 1, *beat, "-n", "1000000"),
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 300
+        running: list[optuna.trial.FrozenTrial] = []
+        while not running and time.time() < deadline:
+            time.sleep(1)
+            try:
+                running = optuna.load_study(study_name="killed", storage=storage).get_trials(
+                    states=(optuna.trial.TrialState.RUNNING,)
+                )
+            except KeyError:  # the study is not created yet
+                pass
+        assert running, "the first worker never started a trial"
+        time.sleep(2)  # a few heartbeats
+    finally:
+        worker.kill()  # SIGKILL: no chance to mark anything
+        worker.wait()
+    assert optuna.load_study(study_name="killed", storage=storage).trials[0].state == optuna.trial.TrialState.RUNNING
+    time.sleep(4)  # past the grace period
+    subprocess.run(_tune_command(tmp_path / "w2", 1, *beat), check=True, cwd=tmp_path, timeout=600, capture_output=True)
+    trials = optuna.load_study(study_name="killed", storage=storage).trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE]
+    assert trials[1].system_attrs["failed_trial"] == trials[0].number and trials[1].params == trials[0].params

@@ -12,6 +12,9 @@ And one option of our own, read and removed before rl_zoo3 parses the rest:
 * ``--enqueue-config`` (with ``-optimize``, for our algorithms): the config entry's own hyperparameters become the
   study's first trial (Optuna's ``enqueue_trial``), so the sampler starts from known values; see
   :mod:`sb3_recurrent_ext.zoo.enqueue`. Enqueued once per study: other workers given the flag skip it.
+* ``--heartbeat-interval S`` (default 60) and ``--grace-period S`` (default 120): database studies record a
+  heartbeat per running trial; a trial silent for the grace period (its worker died) is marked FAIL and tried
+  again once (:mod:`sb3_recurrent_ext.zoo.storage`).
 """
 
 from __future__ import annotations
@@ -75,12 +78,37 @@ def enqueue_from_command_line(argv: list[str]) -> None:
         print(f"  {note}")
 
 
+def _pop_int(argv: list[str], name: str, default: int) -> tuple[list[str], int]:
+    """``argv`` without ``name VALUE`` (or ``name=VALUE``), and that value as an int."""
+    value = _value(argv, (name,), str(default))
+    try:
+        number = int(value)
+    except ValueError:
+        raise SystemExit(f"{name}={value!r} must be a whole number of seconds") from None
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == name:
+            skip = True
+        elif not arg.startswith(f"{name}="):
+            kept.append(arg)
+    return kept, number
+
+
 def train() -> None:
-    """``python -m rl_zoo3.train`` with our algorithms and defaults (and ``--enqueue-config``)."""
+    """``python -m rl_zoo3.train`` with our algorithms and defaults (``--enqueue-config``, heartbeats)."""
+    from sb3_recurrent_ext.zoo import storage
+
     register()
     from rl_zoo3.train import train as zoo_train
 
-    argv = sys.argv[1:]
+    argv, heartbeat_interval = _pop_int(sys.argv[1:], "--heartbeat-interval", storage.HEARTBEAT_INTERVAL)
+    argv, grace_period = _pop_int(argv, "--grace-period", storage.GRACE_PERIOD)
+    try:
+        storage.install(heartbeat_interval, grace_period)
+    except ValueError as error:
+        raise SystemExit(f"--heartbeat-interval/--grace-period: {error}") from None
     enqueue = ENQUEUE_FLAG in argv
     argv = with_defaults([arg for arg in argv if arg != ENQUEUE_FLAG])
     if enqueue:
