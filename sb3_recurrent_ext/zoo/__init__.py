@@ -38,7 +38,7 @@ from sb3_recurrent_ext.common.recurrent.spec import net_spec_to_kwargs
 from sb3_recurrent_ext.dqn_recurrent import RecurrentDQN
 from sb3_recurrent_ext.ppo_recurrent_rnd import RecurrentPPO, RecurrentPPORND
 from sb3_recurrent_ext.ppo_recurrent_rnd.policies import SB3_CONTRIB_ALIASES
-from sb3_recurrent_ext.zoo import samplers
+from sb3_recurrent_ext.zoo import resume, samplers
 
 OUR_ALGOS: dict[str, type] = {
     "recurrent_ppo_rnd": RecurrentPPORND,
@@ -167,6 +167,7 @@ def _wrap_experiment_manager() -> None:
 
     manager._preprocess_hyperparams = _preprocess_hyperparams  # type: ignore[method-assign]
     manager.objective = _objective  # type: ignore[method-assign]
+    resume.install(manager, lambda self: self.algo in OUR_ALGOS)
 
 
 def register() -> None:
