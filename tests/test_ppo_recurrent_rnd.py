@@ -433,3 +433,22 @@ def test_unshared_features_extractor(policy_kwargs):
     assert not th.allclose(zeroed_values, values)
     predicted, next_state = model.predict(obs.numpy(), deterministic=True, episode_start=starts.numpy())
     assert predicted.shape == (3,) and all(s.shape[1] == 3 for s in next_state)
+
+
+def test_learning_leaves_torch_distribution_checks_on_for_everyone_else():
+    """Only our policy's distributions skip torch's argument checks; a callback's own model keeps them."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    seen: list[bool] = []
+
+    class Record(BaseCallback):
+        def _on_step(self) -> bool:
+            seen.append(th.distributions.Distribution._validate_args)
+            return True
+
+    default = th.distributions.Distribution._validate_args
+    model = _model(use_rnd=False)
+    model.learn(32, callback=Record())
+    assert seen and all(flag == default for flag in seen)
+    latent = th.zeros(2, model.policy.mlp_extractor.latent_dim_pi)
+    assert model.policy._get_action_dist_from_latent(latent).distribution._validate_args is False

@@ -303,6 +303,24 @@ class RecurrentActorCriticPolicy(RecurrentPredictMixin, ActorCriticPolicy):
             return self.recurrent(pi_features, state, real_steps, critic_features=vf_features)
         return self.recurrent(features.reshape(n_seq, seq_len, -1), state, real_steps)
 
+    def _get_action_dist_from_latent(self, latent_pi: th.Tensor) -> Distribution:
+        """SB3's action distribution, with ``torch.distributions``' argument checks off for this one only.
+
+        Why: the actions it scores are its own samples (or stored ones of the same policy), in its support by
+        construction, and the checks cost about a third of a Categorical's sample + log-prob at rollout sizes
+        (measured: 251 us -> 176 us). The global default is left alone, so other models (in callbacks, say) keep it.
+        """
+        previous = th.distributions.Distribution._validate_args
+        th.distributions.Distribution.set_default_validate_args(False)  # no check of the parameters at construction
+        try:
+            distribution = super()._get_action_dist_from_latent(latent_pi)
+        finally:
+            th.distributions.Distribution.set_default_validate_args(previous)
+        inner = distribution.distribution
+        for torch_distribution in inner if isinstance(inner, list) else [inner]:
+            torch_distribution._validate_args = False  # nor of the samples later (log_prob reads the instance's)
+        return distribution
+
     def forward(  # type: ignore[override]
         self, obs: PyTorchObs, state: RecurrentState, episode_starts: th.Tensor, deterministic: bool = False
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor, RecurrentState]:

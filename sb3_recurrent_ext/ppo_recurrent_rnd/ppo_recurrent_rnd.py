@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -33,21 +31,6 @@ from sb3_recurrent_ext.ppo_recurrent_rnd.policies import (
 )
 
 SelfRecurrentPPORND = TypeVar("SelfRecurrentPPORND", bound="RecurrentPPORND")
-
-
-@contextmanager
-def _distributions_unvalidated() -> Iterator[None]:
-    """Skip ``torch.distributions``' argument checks while learning, restoring the previous setting after.
-
-    The actions come from the policy's own distribution, so they are in its support by construction; the checks
-    cost about a third of a Categorical's sample + log-prob at rollout sizes (measured: 251 us -> 176 us).
-    """
-    previous = th.distributions.Distribution._validate_args
-    th.distributions.Distribution.set_default_validate_args(False)
-    try:
-        yield
-    finally:
-        th.distributions.Distribution.set_default_validate_args(previous)
 
 
 def _check_range(name: str, value: Any) -> tuple[float, float]:
@@ -505,15 +488,14 @@ class RecurrentPPORND(OnPolicyAlgorithm):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfRecurrentPPORND:
-        with _distributions_unvalidated():
-            return super().learn(
-                total_timesteps=total_timesteps,
-                callback=callback,
-                log_interval=log_interval,
-                tb_log_name=tb_log_name,
-                reset_num_timesteps=reset_num_timesteps,
-                progress_bar=progress_bar,
-            )
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
 
     def _excluded_save_params(self) -> list[str]:
         return [
