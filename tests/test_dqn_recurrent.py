@@ -358,3 +358,14 @@ def test_learns_to_recall_a_cue(cell: str) -> None:
     model.learn(3000)
     mean, _ = evaluate_policy(model, make_vec_env(CueRecall, n_envs=1, seed=1), n_eval_episodes=50, deterministic=True)
     assert mean > 0.8  # a memoryless agent averages 0
+
+
+def test_loading_another_algorithms_file_is_refused_at_load(tmp_path) -> None:
+    from sb3_recurrent_ext import RecurrentPPORND
+
+    RecurrentPPORND("MlpGruPolicy", "CartPoleNoVel-v1", n_steps=8, batch_size=8).save(tmp_path / "ppo")
+    with pytest.raises(ValueError, match=r"RecurrentDQN cannot use the policy .*MlpGruPolicy: it needs a RecurrentDQNPolicy"):
+        RecurrentDQN.load(tmp_path / "ppo")
+    RecurrentDQN("MlpGruPolicy", "CartPoleNoVel-v1", learning_starts=10).save(tmp_path / "dqn")
+    with pytest.raises(ValueError, match=r"RecurrentPPORND cannot use the policy .*: it needs a RecurrentActorCriticPolicy"):
+        RecurrentPPORND.load(tmp_path / "dqn")

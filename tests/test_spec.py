@@ -94,11 +94,24 @@ def test_linear_to_zero_schedule():
         ({"loss_spec": {"name": "SmoothL1Loss"}}, r"loss_spec name='SmoothL1Loss' is not available for recurrent_ppo_rnd"),
         ({"update_type": "replace"}, r"only recurrent_dqn has one"),
         ({"lr_scheduler_spec": {"name": "StepLR"}}, r"lr_scheduler_spec name='StepLR'.*allowed values: \['LinearToZero'\]"),
+        ({"gpu": "false"}, r"gpu='false' must be true or false"),
+        ({"optim_spec": "Adam"}, r"optim_spec='Adam' must be a mapping"),
+        ({"optim_spec": {"name": "Adam", "lr": "fast"}}, r"optim_spec lr='fast' must be a positive number"),
+        ({"optim_spec": {"name": "Adam", "betas": 0.9}}, r"optim_spec \{'betas': 0.9\} does not fit torch.optim.Adam"),
+        ({"optim_spec": {"name": "Adam", "momentum": 0.9}}, r"optim_spec \{'momentum': 0.9\} does not fit torch.optim.Adam"),
     ],
 )
 def test_bad_spec_values_raise_named_errors(change, pattern):
     with pytest.raises(ValueError, match=pattern):
         net_spec_to_kwargs({**SEED_000_SPEC, **change})
+
+
+def test_bad_whole_specs_and_dqn_keys_name_the_slm_key():
+    with pytest.raises(ValueError, match=r"spec agent=\[\] must be a non-empty list"):
+        net_spec_to_kwargs({"agent": []})
+    dqn_spec = {**SEED_000_SPEC, "update_type": "polyak", "polyak_coef": 2}
+    with pytest.raises(ValueError, match=r"polyak_coef=2 must be a number in \[0, 1\]"):
+        net_spec_to_kwargs(dqn_spec, algo="recurrent_dqn")
 
 
 def test_bad_algo_and_missing_file():

@@ -61,3 +61,18 @@ def check_finite_step(observations: np.ndarray | dict[str, np.ndarray], rewards:
                 f"env {env_index} returned a non-finite {name} at timestep {timestep}: "
                 f"{np.asarray(array)[env_index]!r}; wrap the env in SB3's VecCheckNan to find the cause"
             )
+
+
+def check_policy_class(algorithm: str, policy_class: type, expected: type) -> None:
+    """A policy class the algorithm can train; else, at construction or ``load``, an error saying what to do.
+
+    Why at ``load`` too: SB3 rebuilds the model from the saved policy class, so a file saved by another algorithm
+    (a RecurrentPPORND zip given to ``RecurrentDQN.load``) would otherwise load and fail later, in ``learn``.
+    """
+    if not (isinstance(policy_class, type) and issubclass(policy_class, expected)):
+        name = getattr(policy_class, "__qualname__", repr(policy_class))
+        module = getattr(policy_class, "__module__", "?")
+        raise ValueError(
+            f"{algorithm} cannot use the policy {module}.{name}: it needs a {expected.__name__}. A file saved by "
+            "another algorithm must be loaded with that algorithm's class"
+        )

@@ -16,7 +16,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import LinearSchedule, obs_as_tensor, polyak_update
 
-from sb3_recurrent_ext.common.checks import check_finite_step, check_positive_int, check_unit_interval
+from sb3_recurrent_ext.common.checks import check_finite_step, check_policy_class, check_positive_int, check_unit_interval
 from sb3_recurrent_ext.common.policies import policy_aliases
 from sb3_recurrent_ext.dqn_recurrent import policies
 from sb3_recurrent_ext.dqn_recurrent.buffers import (
@@ -203,6 +203,7 @@ class RecurrentDQN(OffPolicyAlgorithm):
             self._setup_model()
 
     def _setup_model(self) -> None:
+        check_policy_class(type(self).__name__, self.policy_class, RecurrentDQNPolicy)
         self._setup_lr_schedule()
         self.set_random_seed(self.seed)
         self.policy = self.policy_class(  # type: ignore[assignment]

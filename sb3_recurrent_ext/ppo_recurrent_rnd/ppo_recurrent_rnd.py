@@ -17,7 +17,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.utils import FloatSchedule, explained_variance, obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_recurrent_ext.common.checks import check_finite_step, check_positive_int, check_unit_interval
+from sb3_recurrent_ext.common.checks import check_finite_step, check_policy_class, check_positive_int, check_unit_interval
 from sb3_recurrent_ext.common.policies import policy_aliases
 from sb3_recurrent_ext.common.rnd import RND, RolloutRND
 from sb3_recurrent_ext.ppo_recurrent_rnd import policies
@@ -191,6 +191,7 @@ class RecurrentPPORND(OnPolicyAlgorithm):
             self._setup_model()
 
     def _setup_model(self) -> None:
+        check_policy_class(type(self).__name__, self.policy_class, RecurrentActorCriticPolicy)
         self._setup_lr_schedule()
         self.set_random_seed(self.seed)
         # a copy: the dict is the caller's (SB3 keeps a reference), and may be reused for another model

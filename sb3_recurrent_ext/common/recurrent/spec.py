@@ -20,7 +20,7 @@ from typing import Any
 import torch as th
 import yaml
 
-from sb3_recurrent_ext.common.checks import check_positive_int, closest_hint
+from sb3_recurrent_ext.common.checks import check_positive_int, check_unit_interval, closest_hint
 from sb3_recurrent_ext.common.recurrent.nets import (
     resolve_activation,
     resolve_cell_type,
@@ -93,7 +93,10 @@ def _load_spec(spec: Mapping[str, Any] | str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"spec must be a mapping of SLM net keys, got {type(loaded).__name__}")
     # Accept a whole SLM spec ({"agent": [{"net": {...}}]}) or an agent ({"net": {...}}) too.
     if "agent" in loaded:
-        loaded = loaded["agent"][0]
+        agents = loaded["agent"]
+        if not isinstance(agents, list) or not agents or not isinstance(agents[0], Mapping):
+            raise ValueError(f"spec agent={agents!r} must be a non-empty list of agent specs ([{{'net': {{...}}}}])")
+        loaded = agents[0]
     if "net" in loaded and isinstance(loaded["net"], Mapping):
         loaded = loaded["net"]
     return dict(loaded)
@@ -135,7 +138,10 @@ def _policy_kwargs(net: Mapping[str, Any]) -> dict[str, Any]:
 def _optimizer_kwargs(net: Mapping[str, Any], policy_kwargs: dict[str, Any]) -> dict[str, Any]:
     """``optim_spec`` -> optimizer class/kwargs (into ``policy_kwargs``) and ``learning_rate``."""
     kwargs: dict[str, Any] = {}
-    optim_spec = dict(net.get("optim_spec") or {})
+    given = net.get("optim_spec") or {}
+    if not isinstance(given, Mapping):
+        raise ValueError(f"optim_spec={given!r} must be a mapping such as {{'name': 'Adam', 'lr': 0.001}}")
+    optim_spec = dict(given)
     if optim_spec:
         name = optim_spec.pop("name", "Adam")
         if name not in OPTIMIZERS:
@@ -145,8 +151,12 @@ def _optimizer_kwargs(net: Mapping[str, Any], policy_kwargs: dict[str, Any]) -> 
             )
         policy_kwargs["optimizer_class"] = getattr(th.optim, name)
         if "lr" in optim_spec:
-            kwargs["learning_rate"] = float(optim_spec.pop("lr"))
+            lr = optim_spec.pop("lr")
+            if isinstance(lr, bool) or not isinstance(lr, int | float) or lr <= 0:
+                raise ValueError(f"optim_spec lr={lr!r} must be a positive number")
+            kwargs["learning_rate"] = float(lr)
         if optim_spec:
+            _check_optimizer_kwargs(name, optim_spec)
             policy_kwargs["optimizer_kwargs"] = optim_spec
     scheduler = net.get("lr_scheduler_spec")
     if scheduler:
@@ -157,6 +167,14 @@ def _optimizer_kwargs(net: Mapping[str, Any], policy_kwargs: dict[str, Any]) -> 
             )
         kwargs["learning_rate"] = _linear_to_zero(kwargs.get("learning_rate", 3e-4))
     return kwargs
+
+
+def _check_optimizer_kwargs(name: str, optimizer_kwargs: dict[str, Any]) -> None:
+    """Build the optimizer once on a dummy parameter, so bad kwargs fail here, naming the SLM key, not at model build."""
+    try:
+        getattr(th.optim, name)([th.nn.Parameter(th.zeros(1))], **optimizer_kwargs)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"optim_spec {optimizer_kwargs!r} does not fit torch.optim.{name}: {error}") from None
 
 
 def _loss_and_target_kwargs(net: Mapping[str, Any], algo: str) -> dict[str, Any]:
@@ -178,7 +196,8 @@ def _loss_and_target_kwargs(net: Mapping[str, Any], algo: str) -> dict[str, Any]
         if update_type not in ("replace", "polyak"):
             raise ValueError(f"update_type={update_type!r} is not supported; allowed values: ['replace', 'polyak']")
         # SLM: target = polyak_coef * target + (1 - polyak_coef) * online; SB3: target = tau * online + (1 - tau) * target
-        kwargs["tau"] = 1.0 if update_type == "replace" else 1.0 - float(net.get("polyak_coef", 0.0))
+        polyak_coef = check_unit_interval(net.get("polyak_coef", 0.0), "polyak_coef")
+        kwargs["tau"] = 1.0 if update_type == "replace" else 1.0 - polyak_coef
     if "update_frequency" in net:
         kwargs["target_update_interval"] = check_positive_int(net["update_frequency"], "update_frequency")
     return kwargs
@@ -220,6 +239,8 @@ def net_spec_to_kwargs(spec: Mapping[str, Any] | str | os.PathLike, algo: str = 
             raise ValueError(f"clip_grad_val={clip!r} must be a positive number (gradient norm) or null")
         kwargs["max_grad_norm"] = float(clip)
     if "gpu" in net:
+        if not isinstance(net["gpu"], bool):
+            raise ValueError(f"gpu={net['gpu']!r} must be true or false (a YAML/JSON boolean, not a string)")
         kwargs["device"] = "auto" if net["gpu"] else "cpu"
     kwargs.update(_optimizer_kwargs(net, policy_kwargs))
     kwargs.update(_loss_and_target_kwargs(net, algo))
