@@ -369,3 +369,15 @@ def test_loading_another_algorithms_file_is_refused_at_load(tmp_path) -> None:
     RecurrentDQN("MlpGruPolicy", "CartPoleNoVel-v1", learning_starts=10).save(tmp_path / "dqn")
     with pytest.raises(ValueError, match=r"RecurrentPPORND cannot use the policy .*: it needs a RecurrentActorCriticPolicy"):
         RecurrentPPORND.load(tmp_path / "dqn")
+
+
+def test_sum_tree_counts_its_nonzero_leaves_without_a_scan() -> None:
+    from sb3_recurrent_ext.common.sum_tree import SumTree
+
+    rng = np.random.default_rng(0)
+    tree = SumTree(37)
+    for _ in range(200):
+        index = rng.integers(0, 37, size=rng.integers(1, 9))  # repeated indices: the last value wins
+        priority = np.where(rng.random(len(index)) < 0.4, 0.0, rng.random(len(index)))
+        tree.update(index, priority)
+        assert tree.count_nonzero() == np.count_nonzero(tree.leaves)

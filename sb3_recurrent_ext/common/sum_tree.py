@@ -22,6 +22,8 @@ class SumTree:
         self.n_leaves = 1 << self.depth
         # node 1 is the root; node i has children 2i and 2i + 1; leaves are n_leaves .. 2 * n_leaves - 1
         self.nodes = np.zeros(2 * self.n_leaves, dtype=np.float64)
+        # leaves with a positive priority, kept up to date by update(): counting them is asked for at every sample
+        self.n_nonzero = 0
 
     @property
     def total(self) -> float:
@@ -33,7 +35,8 @@ class SumTree:
         return self.nodes[self.n_leaves : self.n_leaves + self.capacity]
 
     def count_nonzero(self) -> int:
-        return int(np.count_nonzero(self.leaves))
+        """Leaves with a positive priority (a counter, not a scan over the capacity)."""
+        return self.n_nonzero
 
     def update(self, index: np.ndarray, priority: np.ndarray | float) -> None:
         """Set the priorities of leaves ``index`` (repeated indices: the last value wins)."""
@@ -43,6 +46,11 @@ class SumTree:
         priority = np.broadcast_to(np.asarray(priority, dtype=np.float64), index.shape)
         if np.any(priority < 0) or not np.all(np.isfinite(priority)):
             raise ValueError("priorities must be finite and non-negative")
+        # the last value of a repeated index wins: count each leaf once, with that value
+        reversed_index = index[::-1]
+        unique_index, last = np.unique(reversed_index, return_index=True)
+        old, new = self.nodes[unique_index + self.n_leaves], priority[::-1][last]
+        self.n_nonzero += int(np.count_nonzero(new > 0)) - int(np.count_nonzero(old > 0))
         nodes = index + self.n_leaves
         self.nodes[nodes] = priority
         for _ in range(self.depth):
