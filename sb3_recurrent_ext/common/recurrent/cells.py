@@ -55,8 +55,8 @@ def _shifted(x: th.Tensor, offset: int, steps: th.Tensor) -> th.Tensor:
     """``x`` moved ``offset`` steps later in time, zeros in the first ``offset`` steps.
 
     Why a roll and a ``where`` rather than slices and a ``cat``: their backward passes are a roll and a ``where``
-    again, where a slice's backward allocates and fills a zero tensor of the whole size (measured: most of FFM's
-    training time).
+    again, where a slice's backward allocates and fills a zero tensor of the whole size (profiled: ``fill_`` and
+    ``cat`` were about half of FFM's forward + backward time; 180 -> 154 ms at 32 sequences x 128 steps, loaded).
     """
     return th.where(steps >= offset, th.roll(x, offset, dims=1), th.zeros((), dtype=x.dtype))
 
