@@ -381,3 +381,32 @@ def test_sum_tree_counts_its_nonzero_leaves_without_a_scan() -> None:
         priority = np.where(rng.random(len(index)) < 0.4, 0.0, rng.random(len(index)))
         tree.update(index, priority)
         assert tree.count_nonzero() == np.count_nonzero(tree.leaves)
+
+
+def test_target_update_copies_batch_norm_statistics() -> None:
+    """As SB3's DQN: the target net gets the online net's batch-norm running statistics at each target update."""
+    from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+    from torch import nn
+
+    class NormalizedFeatures(BaseFeaturesExtractor):
+        def __init__(self, observation_space) -> None:
+            super().__init__(observation_space, features_dim=4)
+            self.norm = nn.BatchNorm1d(4)
+
+        def forward(self, observations: th.Tensor) -> th.Tensor:
+            return self.norm(observations)
+
+    model = RecurrentDQN(
+        "MlpGruPolicy",
+        "CartPoleNoVel-v1",
+        learning_starts=20,
+        target_update_interval=8,
+        policy_kwargs=dict(features_extractor_class=NormalizedFeatures, rnn_hidden_size=8),
+    )
+    model.learn(100)
+    online, target = model.policy.q_net.features_extractor.norm, model.policy.q_net_target.features_extractor.norm
+    assert online.running_mean.abs().sum() > 0
+    model._n_calls = max(model.target_update_interval // model.n_envs, 1) - 1  # the next step updates the target
+    model._on_step()
+    th.testing.assert_close(target.running_mean, online.running_mean)
+    th.testing.assert_close(target.running_var, online.running_var)

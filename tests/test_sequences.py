@@ -79,13 +79,6 @@ def test_one_env_time_major_scalar_data():
     np.testing.assert_array_equal(padded, [[1.0, 2.0], [3.0, 0.0]])
 
 
-def test_select_a_minibatch():
-    seqs = make_sequences(_starts(4, 2, []), seq_len=2)
-    sub = seqs.select(np.array([3, 0]))
-    np.testing.assert_array_equal(sub.index, [[5, 7], [0, 2]])
-    np.testing.assert_array_equal(sub.start_index, [5, 0])
-
-
 @pytest.mark.parametrize("seq_len", [0, -1, 1.5, True])
 def test_bad_seq_len(seq_len):
     with pytest.raises(ValueError, match="seq_len"):

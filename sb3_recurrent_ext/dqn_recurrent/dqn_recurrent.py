@@ -14,7 +14,7 @@ from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.utils import LinearSchedule, obs_as_tensor, polyak_update
+from stable_baselines3.common.utils import LinearSchedule, get_parameters_by_name, obs_as_tensor, polyak_update
 
 from sb3_recurrent_ext.common.checks import check_finite_step, check_policy_class, check_positive_int, check_unit_interval
 from sb3_recurrent_ext.common.policies import policy_aliases
@@ -256,6 +256,12 @@ class RecurrentDQN(OffPolicyAlgorithm):
         self._n_calls += 1
         if self._n_calls % max(self.target_update_interval // self.n_envs, 1) == 0:
             polyak_update(self.policy.q_net.parameters(), self.policy.q_net_target.parameters(), self.tau)
+            # as SB3's DQN: batch-norm running statistics (of a custom features extractor) are copied, not averaged
+            polyak_update(
+                get_parameters_by_name(self.policy.q_net, ["running_"]),
+                get_parameters_by_name(self.policy.q_net_target, ["running_"]),
+                1.0,
+            )
         self.exploration_rate = self.exploration_schedule(self._current_progress_remaining)
         self.logger.record("rollout/exploration_rate", self.exploration_rate)
 

@@ -57,14 +57,14 @@ class SequenceBatch:
                 picked[field.name] = None
         return SequenceBatch(**picked)
 
-    def minibatches(self, n_seq_per_batch: int, generator: th.Generator | None = None) -> Generator[SequenceBatch, None, None]:
+    def minibatches(self, n_seq_per_batch: int) -> Generator[SequenceBatch, None, None]:
         """Random minibatches of whole sequences, each of ``n_seq_per_batch`` sequences or a few more.
 
         The ``n_seq % n_seq_per_batch`` sequences left over are spread over the minibatches rather than
         forming a last, nearly empty one (as costly as a full one: the recurrent call is per minibatch).
         Every sequence is used once per epoch.
         """
-        order = th.randperm(self.n_seq, generator=generator, device=self.mask.device)
+        order = th.randperm(self.n_seq, device=self.mask.device)
         n_batches = max(1, self.n_seq // n_seq_per_batch)
         for sequences in th.tensor_split(order, n_batches):
             yield self.select(sequences)

@@ -53,18 +53,6 @@ class SequenceIndex:
     def seq_len(self) -> int:
         return self.index.shape[1]
 
-    def select(self, sequences: np.ndarray) -> SequenceIndex:
-        """The same index restricted to some sequences (a minibatch), in the given order."""
-        return SequenceIndex(
-            self.index[sequences],
-            self.mask[sequences],
-            self.start_index[sequences],
-            self.starts_episode[sequences],
-            self.lengths[sequences],
-            self.n_steps,
-            self.n_envs,
-        )
-
     def pad(self, data: ArrayT) -> ArrayT:
         """Gather ``data`` into padded sequences ``(n_seq, seq_len, ...)``; padding is zero.
 

@@ -91,12 +91,6 @@ class RecurrentState:
             batch_index = th.as_tensor(batch_index, device=self.h.device)
         return RecurrentState(tuple(t[:, batch_index] for t in self.tensors))
 
-    def detach(self) -> RecurrentState:
-        return RecurrentState(tuple(t.detach() for t in self.tensors))
-
-    def to(self, device: th.device | str) -> RecurrentState:
-        return RecurrentState(tuple(t.to(device) for t in self.tensors))
-
     def flat(self) -> th.Tensor:
         """One row per batch entry, for storage in buffers and for RND.
 
