@@ -646,3 +646,11 @@ def test_a_killed_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     assert at_3000.replay_buffer.size() * at_3000.n_envs == 3000 - 2 * 8
     # epsilon follows the original run's schedule: progress 3000 of 4000 steps
     assert at_3000.exploration_rate == pytest.approx(at_3000.exploration_schedule(1 - 3000 / 4000))
+
+
+@pytest.mark.parametrize(("interval", "grace"), [(0, 5), (10, 10), (10, 5)])
+def test_bad_heartbeat_settings_name_both(interval: int, grace: int) -> None:
+    from sb3_recurrent_ext.zoo.storage import heartbeat_storage
+
+    with pytest.raises(ValueError, match=rf"heartbeat_interval={interval} and grace_period={grace}"):
+        heartbeat_storage("sqlite://", interval, grace)
