@@ -75,7 +75,8 @@ class RecurrentPPORND(OnPolicyAlgorithm):
     :param target_kl: stop an update early when the approximate KL exceeds it.
     :param seq_len: ``None`` (default): train each sequence whole, from its episode start or the rollout start
         to its end. An int (>= 1) truncates backpropagation through time at that many steps (faster per update,
-        blind to longer dependencies: with 16, 2 of 5 seeds pass sb3-contrib's CartPoleNoVel test; whole, 5 of 5).
+        blind to longer dependencies: with 16, 1 of 5 seeds passes sb3-contrib's CartPoleNoVel test; whole, 5 of 5;
+        benchmarks/contrib_lstm_performance.md).
     :param use_rnd: add the RND intrinsic stream; ``False`` is plain recurrent PPO.
     :param int_gamma: discount of the intrinsic stream.
     :param ext_adv_coef: weight of the extrinsic advantage.
