@@ -75,6 +75,17 @@ ALIAS_CELLS = {"Lstm": "LSTM", "Gru": "GRU", "Ffm": "FFM", "MinGru": "MinGRU"}
 ALIAS_NAMES = tuple(f"{kind}{infix}Policy" for kind in ("Mlp", "Cnn", "MultiInput") for infix in ALIAS_CELLS)
 
 
+def alias_infix(policy_name: str) -> str | None:
+    """The cell infix a policy alias name ends with (``"MlpMinGruPolicy"`` -> ``"MinGru"``), or ``None``.
+
+    The longest infix is tried first: ``"MlpMinGruPolicy"`` also ends in ``"GruPolicy"``.
+    """
+    for infix in sorted(ALIAS_CELLS, key=len, reverse=True):
+        if policy_name.endswith(f"{infix}Policy"):
+            return infix
+    return None
+
+
 def policy_aliases(policies_module: ModuleType) -> dict[str, type]:
     """An algorithm's ``policy_aliases`` table: every name of :data:`ALIAS_NAMES`, bound in ``policies_module``."""
     return {name: getattr(policies_module, name) for name in ALIAS_NAMES}

@@ -33,7 +33,7 @@ import rl_zoo3.utils
 import yaml
 
 from sb3_recurrent_ext.common.envs import register_memory_suites
-from sb3_recurrent_ext.common.policies import ALIAS_CELLS
+from sb3_recurrent_ext.common.policies import ALIAS_CELLS, alias_infix
 from sb3_recurrent_ext.common.recurrent.spec import net_spec_to_kwargs
 from sb3_recurrent_ext.dqn_recurrent import RecurrentDQN
 from sb3_recurrent_ext.ppo_recurrent_rnd import RecurrentPPO, RecurrentPPORND
@@ -83,12 +83,10 @@ def switch_cell(policy: Any, cell_type: str) -> Any:
     if not isinstance(policy, str):
         return policy
     infix_of = {cell.lower(): infix for infix, cell in ALIAS_CELLS.items()}
-    new_infix = infix_of.get(str(cell_type).lower())
-    # longest infix first: "MlpMinGruPolicy" also ends in "GruPolicy"
-    for old in sorted(ALIAS_CELLS, key=len, reverse=True):
-        if new_infix and policy.endswith(f"{old}Policy"):
-            return policy[: -len(f"{old}Policy")] + f"{new_infix}Policy"
-    return policy
+    new_infix, old_infix = infix_of.get(str(cell_type).lower()), alias_infix(policy)
+    if new_infix is None or old_infix is None:
+        return policy
+    return policy[: -len(f"{old_infix}Policy")] + f"{new_infix}Policy"
 
 
 def merge_sampled(yaml_hyperparams: dict[str, Any], sampled: dict[str, Any]) -> dict[str, Any]:

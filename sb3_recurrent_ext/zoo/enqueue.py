@@ -22,7 +22,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.storages.journal import JournalFileBackend
 from torch import nn
 
-from sb3_recurrent_ext.common.policies import ALIAS_CELLS
+from sb3_recurrent_ext.common.policies import ALIAS_CELLS, alias_infix
 from sb3_recurrent_ext.common.recurrent.nets import resolve_cell_type
 from sb3_recurrent_ext.zoo import OUR_ALGOS, SAMPLERS, expand_net_spec, read_entry
 from sb3_recurrent_ext.zoo.best import parse_policy_kwargs
@@ -42,10 +42,8 @@ def _initial(value: Any) -> Any:
 def _cell_type(entry: dict[str, Any]) -> str:
     cell = entry["policy_kwargs"].get("cell_type")
     if cell is None:
-        policy = str(entry.get("policy", ""))
-        # longest alias infix first: "MinGruPolicy" also ends in "GruPolicy"
-        infixes = sorted(ALIAS_CELLS, key=len, reverse=True)
-        cell = next((ALIAS_CELLS[infix] for infix in infixes if policy.endswith(f"{infix}Policy")), "LSTM")
+        infix = alias_infix(str(entry.get("policy", "")))
+        cell = "LSTM" if infix is None else ALIAS_CELLS[infix]
     return resolve_cell_type(str(cell))
 
 

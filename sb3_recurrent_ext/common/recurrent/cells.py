@@ -17,6 +17,8 @@ import math
 import torch as th
 from torch import nn
 
+from sb3_recurrent_ext.common.checks import check_positive_int
+
 
 def linear_scan(a: th.Tensor, b: th.Tensor, initial: th.Tensor) -> th.Tensor:
     """All states of ``s_t = a_t * s_{t-1} + b_t`` with ``s_{-1} = initial``, by a Hillis-Steele scan.
@@ -143,8 +145,7 @@ class FFM(nn.Module):
     ) -> None:
         super().__init__()
         for name, value in (("memory_size", memory_size), ("context_size", context_size), ("min_period", min_period)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"FFM {name}={value!r} must be a positive integer")
+            check_positive_int(value, f"FFM {name}")
         if isinstance(max_period, bool) or not isinstance(max_period, int) or max_period < min_period:
             raise ValueError(f"FFM max_period={max_period!r} must be an integer >= min_period={min_period}")
         self.hidden_size, self.num_layers = hidden_size, num_layers
