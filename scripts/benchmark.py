@@ -10,6 +10,7 @@ and RecurrentDQN (GRU and LSTM; ``--burn-in-ablation`` adds burn_in=0 with store
     python scripts/benchmark.py --env CartPoleNoVel-v1 --timesteps 100000 --seeds 0 1 2 3 4
     python scripts/benchmark.py --family dqn --env popgym-RepeatFirstEasy-v0 --timesteps 100000 --seeds 0 1 2
     python scripts/benchmark.py --suite popgym --timesteps 500000 --seeds 0 1 2   # the memory suite (popgym_suite.py)
+    python scripts/benchmark.py --suite cells   # one recurrent training call per cell (cell_speed.py)
 
 Runs are interleaved (seed by seed, every contender in turn), torch threads are fixed, evaluation is
 deterministic (stochastic for ``--family rnd``) over ``--eval-episodes`` episodes of a separate env with
@@ -267,7 +268,10 @@ def run_one(factory: Factory, stacked: bool, n_envs: int, args: argparse.Namespa
 
 def main() -> None:
     if "--suite" in sys.argv:
-        from popgym_suite import main as suite_main
+        if "cells" in sys.argv:
+            from cell_speed import main as suite_main
+        else:
+            from popgym_suite import main as suite_main
 
         suite_main(sys.argv[1:])
         return

@@ -21,7 +21,8 @@ from torch import nn
 
 from sb3_recurrent_ext.common.checks import ConflictingArgumentsError
 from sb3_recurrent_ext.common.policies import RecurrentPredictMixin, recurrent_net_kwargs, with_cell
-from sb3_recurrent_ext.common.recurrent.nets import RecurrentNet, can_run_side_by_side, run_side_by_side
+from sb3_recurrent_ext.common.recurrent.nets import RecurrentNet
+from sb3_recurrent_ext.common.recurrent.side_by_side import can_run_side_by_side, run_side_by_side
 from sb3_recurrent_ext.common.recurrent.states import RecurrentState
 
 # sb3-contrib's RecurrentPPO keyword -> ours
@@ -95,7 +96,7 @@ class RecurrentMlpExtractor(nn.Module):
         one_input = critic_features is None
         critic_features = features if critic_features is None else critic_features
         if self.critic_rnn is not None and one_input and seq_len > 1 and can_run_side_by_side(self.actor_rnn, self.critic_rnn):
-            # GRU/RNN training: actor and critic as one recurrent call of twice the width
+            # GRU training: actor and critic as one recurrent call of twice the width
             (rnn_pi, actor_state), (rnn_vf, critic_state) = run_side_by_side(
                 self.actor_rnn, self.critic_rnn, features, actor_state, critic_state
             )

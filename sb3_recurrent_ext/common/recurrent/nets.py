@@ -5,21 +5,19 @@ Two ways to run it:
 * :meth:`RecurrentNet.forward` over a padded batch of sequences ``(batch, time, features)``
   from given initial states, in ONE call to the recurrent layer (training);
 * :meth:`RecurrentNet.step` one time step at a time (rollouts and ``predict``).
-
-:func:`run_side_by_side` runs two GRU (or RNN) nets that read the same input, such as an actor's and a critic's,
-as one recurrent call of twice the width.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import torch as th
 from torch import nn
-from torch.func import functional_call
 
 from sb3_recurrent_ext.common.checks import check_positive_int, closest_hint
 from sb3_recurrent_ext.common.recurrent.cells import PARALLEL_CELLS
+from sb3_recurrent_ext.common.recurrent.gru import gru_sequence, gru_weights
 from sb3_recurrent_ext.common.recurrent.states import CELL_TYPES, RecurrentState, n_state_tensors
 
 # SLM-Lab's activation names (lower case) -> torch modules.
@@ -225,6 +223,11 @@ class RecurrentNet(nn.Module):
             return self.out_activation(output.unsqueeze(1)), final_state
         # (batch, time, F) -> (batch * time, F) -> MLP -> (batch, time, F')
         features = self.fc(x.reshape(batch * time, -1)).reshape(batch, time, -1)
+        if self.cell_type == "GRU" and self._cells_match_rnn():
+            if lengths is not None:
+                lengths = th.as_tensor(lengths, device=x.device).long()
+            output, final = gru_sequence(features, state.h, gru_weights(cast(nn.GRU, self.rnn)), lengths)
+            return self.out_activation(_zero_past_lengths(output, lengths)), RecurrentState((final,))
         if lengths is None:
             output, final = self.rnn(features, state.for_rnn())
             return self.out_activation(output), RecurrentState.from_rnn(final)
@@ -253,11 +256,7 @@ class RecurrentNet(nn.Module):
         if lengths is not None:
             lengths = th.as_tensor(lengths, device=x.device).long()
         output, final = self.rnn(features, state.h, episode_starts, lengths)
-        if lengths is not None:
-            # (batch, time, 1): outputs past each sequence's last real step are zero, as with a packed torch RNN
-            real = th.arange(time, device=x.device).view(1, -1) < lengths.view(-1, 1)
-            output = output * real.unsqueeze(-1)
-        return self.out_activation(output), RecurrentState((final,))
+        return self.out_activation(_zero_past_lengths(output, lengths)), RecurrentState((final,))
 
     def _cells_match_rnn(self) -> bool:
         """Whether torch's cell functions compute exactly what ``self.rnn`` does for one step.
@@ -323,103 +322,10 @@ class RecurrentNet(nn.Module):
         return self.out_activation(last_layer.permute(1, 0, 2).reshape(x.shape[0], -1))
 
 
-# gates per cell in torch's weight layout: rows [gate_0; gate_1; ...], hidden_size rows each
-_GATES = {"GRU": 3, "RNN": 1}
-
-
-def can_run_side_by_side(first: RecurrentNet, second: RecurrentNet) -> bool:
-    """Whether :func:`run_side_by_side` computes exactly what the two nets compute one after the other.
-
-    GRU and RNN stacks of the same shape only: torch's CPU LSTM has a oneDNN kernel for which twice the width costs
-    more than two calls (measured), while GRU and RNN run step by step in ATen, where one call of twice the width
-    halves the number of small ops in forward and backward.
-    """
-    first_rnn, second_rnn = first.rnn, second.rnn
-    return (
-        first.cell_type == second.cell_type
-        and first.cell_type in _GATES
-        and first.rnn_hidden_size == second.rnn_hidden_size
-        and first.rnn_num_layers == second.rnn_num_layers
-        and first_rnn.bias == second_rnn.bias
-        and getattr(first_rnn, "nonlinearity", None) == getattr(second_rnn, "nonlinearity", None)
-        and first._cells_match_rnn()
-        and second._cells_match_rnn()
-    )
-
-
-def _side_by_side_weight(first: th.Tensor, second: th.Tensor, gates: int, hidden: int, shared_input: bool) -> th.Tensor:
-    """Two nets' ``(gates * H, I)`` weights as one ``(gates * 2H, I')`` weight of the wide net.
-
-    Each gate's rows become ``[first's H rows; second's H rows]``. With ``shared_input`` both read the same ``I``
-    inputs (``I' = I``); otherwise the input is ``[first's input, second's input]`` (``I' = I1 + I2``) and each net's
-    rows are zero on the other's columns, a block-diagonal weight, so neither net sees the other's input or state.
-    """
-    first, second = first.view(gates, hidden, -1), second.view(gates, hidden, -1)
-    if not shared_input:
-        # (gates, H, I1) and (gates, H, I2) -> (gates, H, I1 + I2) each
-        first_inputs, second_inputs = first.shape[2], second.shape[2]
-        first = th.cat([first, first.new_zeros(gates, hidden, second_inputs)], dim=2)
-        second = th.cat([second.new_zeros(gates, hidden, first_inputs), second], dim=2)
-    return th.cat([first, second], dim=1).reshape(gates * 2 * hidden, -1)
-
-
-def run_side_by_side(
-    first: RecurrentNet, second: RecurrentNet, x: th.Tensor, first_state: RecurrentState, second_state: RecurrentState
-) -> tuple[tuple[th.Tensor, RecurrentState], tuple[th.Tensor, RecurrentState]]:
-    """Run two nets over the same padded batch of sequences in ONE recurrent call of width ``2H``.
-
-    Same outputs and gradients as ``first(x, first_state)`` and ``second(x, second_state)``, up to float rounding:
-    the wide weights are built from both nets' parameters on every call (block-diagonal where a net must not see
-    the other's state), so autograd trains each net's own parameters. Check :func:`can_run_side_by_side` first.
-
-    :param x: ``(batch, time, input_dim)``.
-    :return: ``(output, final state)`` of each net, as :meth:`RecurrentNet.forward` returns them.
-    """
-    batch, time = x.shape[0], x.shape[1]
-    hidden, gates = first.rnn_hidden_size, _GATES[first.cell_type]
-    # both per-step MLPs empty: the cell reads the raw input once; else the wide input is [first's, second's]
-    shared_input = len(first.fc) == 0 and len(second.fc) == 0
-    if shared_input:
-        wide_input = x
-    else:
-        flat = x.reshape(batch * time, -1)
-        wide_input = th.cat([first.fc(flat), second.fc(flat)], dim=1).reshape(batch, time, -1)
-    wide_weights: dict[str, th.Tensor] = {}
-    for layer in range(first.rnn_num_layers):
-        for kind in ("ih", "hh"):
-            name = f"weight_{kind}_l{layer}"
-            wide_weights[name] = _side_by_side_weight(
-                getattr(first.rnn, name),
-                getattr(second.rnn, name),
-                gates,
-                hidden,
-                shared_input=kind == "ih" and layer == 0 and shared_input,
-            )
-            if first.rnn.bias:
-                name = f"bias_{kind}_l{layer}"
-                # (gates * H,) twice -> (gates, 2H) -> (gates * 2H,)
-                wide_weights[name] = th.cat(
-                    [getattr(first.rnn, name).view(gates, hidden), getattr(second.rnn, name).view(gates, hidden)], dim=1
-                ).reshape(-1)
-    # (L, batch, H) twice -> (L, batch, 2H)
-    wide_state = th.cat([first_state.h, second_state.h], dim=2)
-    output, final = functional_call(_wide_template(first, wide_input.shape[2]), wide_weights, (wide_input, wide_state))
-    return (
-        (first.out_activation(output[..., :hidden]), RecurrentState((final[..., :hidden],))),
-        (second.out_activation(output[..., hidden:]), RecurrentState((final[..., hidden:],))),
-    )
-
-
-def _wide_template(net: RecurrentNet, input_size: int) -> nn.Module:
-    """The ``2H``-wide module whose forward :func:`run_side_by_side` calls with the built weights.
-
-    Kept out of the module tree (its own parameters are never used, and must not reach optimizers or state dicts).
-    """
-    templates: dict[int, nn.Module] = net.__dict__.setdefault("_wide_templates", {})
-    if input_size not in templates:
-        rnn = net.rnn
-        kwargs = {"nonlinearity": rnn.nonlinearity} if net.cell_type == "RNN" else {}
-        templates[input_size] = type(rnn)(
-            input_size, 2 * net.rnn_hidden_size, net.rnn_num_layers, bias=rnn.bias, batch_first=True, **kwargs
-        ).to(next(rnn.parameters()).device)
-    return templates[input_size]
+def _zero_past_lengths(output: th.Tensor, lengths: th.Tensor | None) -> th.Tensor:
+    """``(batch, time, H)`` outputs past each sequence's last real step set to zero, as a packed torch RNN's are."""
+    if lengths is None:
+        return output
+    # (batch, time, 1)
+    real = th.arange(output.shape[1], device=output.device).view(1, -1) < lengths.view(-1, 1)
+    return output * real.unsqueeze(-1)
