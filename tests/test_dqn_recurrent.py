@@ -10,6 +10,7 @@ from gymnasium import spaces
 from stable_baselines3.common.env_util import make_vec_env
 
 from sb3_recurrent_ext import RecurrentDQN
+from sb3_recurrent_ext.common.recurrent.states import StateLayout
 from sb3_recurrent_ext.common.sum_tree import SumTree
 from sb3_recurrent_ext.dqn_recurrent import SequenceReplayBuffer, inverse_value_rescale, n_step_targets, value_rescale
 
@@ -93,9 +94,7 @@ def _filled_buffer(
         burn_in=burn_in,
         n_step=n_step,
         sequence_stride=stride,
-        n_state_tensors=1,
-        state_layers=1,
-        state_hidden=4,
+        state_layout=StateLayout(1, 1, 4),
         seed=0,
     )
     # per env: a stream of (episode, step, is_last) triples, cut to the same length for all envs

@@ -8,11 +8,12 @@ from typing import Any
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.type_aliases import PyTorchObs
 from torch import nn
 
 from sb3_recurrent_ext.common.recurrent.nets import resolve_cell_type
-from sb3_recurrent_ext.common.recurrent.states import RecurrentState
+from sb3_recurrent_ext.common.recurrent.states import RecurrentState, StateLayout
 
 
 def recurrent_net_kwargs(
@@ -58,6 +59,23 @@ def recurrent_net_kwargs(
         init_fn=init_fn,
         rnn_kwargs=rnn_kwargs,
     )
+
+
+def build_recurrent_policy(algorithm: BaseAlgorithm, **policy_arguments: Any) -> StateLayout:
+    """Build ``algorithm.policy`` on its device, as SB3's ``_setup_model`` does, and return the layout of its hidden
+    state, which sizes the algorithm's buffer.
+
+    :param policy_arguments: the algorithm's own policy arguments besides ``policy_kwargs`` (PPO's ``use_sde``).
+    """
+    policy: Any = algorithm.policy_class(
+        algorithm.observation_space,
+        algorithm.action_space,
+        algorithm.lr_schedule,
+        **policy_arguments,
+        **algorithm.policy_kwargs,
+    )
+    algorithm.policy = policy.to(algorithm.device)
+    return StateLayout.of(policy.initial_state(1))
 
 
 def with_cell(base: type, cell: str, name: str, module: str) -> type:

@@ -12,7 +12,7 @@ from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_recurrent_ext.common.recurrent.sequences import SequenceIndex
-from sb3_recurrent_ext.common.recurrent.states import RecurrentState
+from sb3_recurrent_ext.common.recurrent.states import RecurrentState, StateLayout
 from sb3_recurrent_ext.common.sum_tree import SumTree
 
 
@@ -62,7 +62,8 @@ class SequenceReplayBufferMixin:
     :param n_step: steps of the n-step return (the sequence carries ``n_step`` more steps for the targets).
     :param sequence_stride: steps between the starts of consecutive sequences of an episode.
     :param stored_state: start the burn-in from the stored state (R2D2) or from zeros (DRQN).
-    :param n_state_tensors, state_layers, state_hidden: the layout of a hidden state (see ``RecurrentState``).
+    :param state_layout: the shape of one env's hidden state (stored flat, one row per step and env); ``None``:
+        one tensor of one layer of size 1.
     :param prioritized: sample proportionally to priority; else uniformly.
     :param priority_alpha: priority exponent.
     :param seed: seed of the sampling generator.
@@ -90,9 +91,7 @@ class SequenceReplayBufferMixin:
         n_step: int = 1,
         sequence_stride: int = 8,
         stored_state: bool = True,
-        n_state_tensors: int = 1,
-        state_layers: int = 1,
-        state_hidden: int = 1,
+        state_layout: StateLayout | None = None,
         prioritized: bool = True,
         priority_alpha: float = 0.9,
         seed: int | None = None,
@@ -104,8 +103,8 @@ class SequenceReplayBufferMixin:
         self.seq_len, self.burn_in, self.n_step = seq_len, burn_in, n_step
         self.sequence_stride = sequence_stride
         self.stored_state = stored_state
-        self.n_state_tensors, self.state_layers, self.state_hidden = n_state_tensors, state_layers, state_hidden
-        self.state_dim = n_state_tensors * state_layers * state_hidden
+        self.state_layout = state_layout or StateLayout()
+        self.state_dim = self.state_layout.flat_dim
         if self.sequence_length >= self.buffer_size:
             raise ValueError(f"buffer_size per env ({self.buffer_size}) must exceed seq_len + n_step = {self.sequence_length}")
         self.prioritized = prioritized
@@ -271,9 +270,7 @@ class SequenceReplayBufferMixin:
             terminated=to_tensor(terminated, th.bool),
             burn_in_observations=burn_in_observations,
             burn_in_lengths=to_tensor(burn_in_lengths, th.long),
-            initial_state=RecurrentState.from_flat(
-                to_tensor(states, th.float32), self.n_state_tensors, self.state_layers, self.state_hidden
-            ),
+            initial_state=self.state_layout.unflatten(to_tensor(states, th.float32)),
             weights=to_tensor(weights, th.float32),
             indices=leaves,
         )

@@ -17,7 +17,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.utils import LinearSchedule, get_parameters_by_name, obs_as_tensor, polyak_update
 
 from sb3_recurrent_ext.common.checks import check_finite_step, check_policy_class, check_positive_int, check_unit_interval
-from sb3_recurrent_ext.common.policies import policy_aliases
+from sb3_recurrent_ext.common.policies import build_recurrent_policy, policy_aliases
 from sb3_recurrent_ext.dqn_recurrent import policies
 from sb3_recurrent_ext.dqn_recurrent.buffers import (
     SequenceReplayBufferMixin,
@@ -206,11 +206,7 @@ class RecurrentDQN(OffPolicyAlgorithm):
         check_policy_class(type(self).__name__, self.policy_class, RecurrentDQNPolicy)
         self._setup_lr_schedule()
         self.set_random_seed(self.seed)
-        self.policy = self.policy_class(  # type: ignore[assignment]
-            self.observation_space, self.action_space, self.lr_schedule, **self.policy_kwargs
-        )
-        self.policy = self.policy.to(self.device)
-        state = self.policy.initial_state(1)
+        state_layout = build_recurrent_policy(self)
         if self.replay_buffer is None:
             buffer_class = sequence_replay_buffer_class(self.observation_space)
             self.replay_buffer = buffer_class(  # type: ignore[assignment]
@@ -224,9 +220,7 @@ class RecurrentDQN(OffPolicyAlgorithm):
                 n_step=self.n_step,
                 sequence_stride=self.sequence_stride,
                 stored_state=self.stored_state,
-                n_state_tensors=len(state.tensors),
-                state_layers=state.h.shape[0],
-                state_hidden=state.h.shape[2],
+                state_layout=state_layout,
                 prioritized=self.prioritized_replay,
                 priority_alpha=self.priority_alpha,
                 seed=self.seed,

@@ -12,7 +12,7 @@ from stable_baselines3.common.buffers import DictRolloutBuffer, RolloutBuffer
 
 from sb3_recurrent_ext.common.gae import compute_gae
 from sb3_recurrent_ext.common.recurrent.sequences import make_sequences
-from sb3_recurrent_ext.common.recurrent.states import RecurrentState
+from sb3_recurrent_ext.common.recurrent.states import RecurrentState, StateLayout
 
 
 @dataclass
@@ -74,10 +74,8 @@ class RecurrentRNDRolloutBufferMixin:
     """What a recurrent, two-stream rollout buffer adds to SB3's: hidden states, intrinsic rewards/values,
     two-stream GAE, and padded sequences.
 
-    :param state_dim: size of a flattened hidden state (:meth:`RecurrentState.flat`).
-    :param n_state_tensors: tensors in a state (actor's and critic's h, and c for LSTM).
-    :param state_layers: ``num_layers`` of each state tensor.
-    :param state_hidden: hidden size of each state tensor.
+    :param state_layout: the shape of one env's hidden state (stored flat, one row per step and env); ``None``:
+        one tensor of one layer of size 1.
     """
 
     # provided by SB3's RolloutBuffer / DictRolloutBuffer
@@ -96,11 +94,9 @@ class RecurrentRNDRolloutBufferMixin:
     log_probs: np.ndarray
     observations: Any
 
-    def __init__(self, *args: Any, n_state_tensors: int = 1, state_layers: int = 1, state_hidden: int = 1, **kwargs: Any):
-        self.n_state_tensors = n_state_tensors
-        self.state_layers = state_layers
-        self.state_hidden = state_hidden
-        self.state_dim = n_state_tensors * state_layers * state_hidden
+    def __init__(self, *args: Any, state_layout: StateLayout | None = None, **kwargs: Any):
+        self.state_layout = state_layout or StateLayout()
+        self.state_dim = self.state_layout.flat_dim
         # SB3's buffer __init__ (next in the MRO) calls reset(), which needs state_dim
         super().__init__(*args, **kwargs)
 
@@ -111,16 +107,31 @@ class RecurrentRNDRolloutBufferMixin:
         self.int_values = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
         self.int_returns = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
 
-    def add_recurrent(self, hidden_state: RecurrentState, values: th.Tensor, episode_starts: np.ndarray) -> None:
-        """Store the state each env was in before this step, and the intrinsic value (call before ``add``).
+    def add(  # type: ignore[override]
+        self,
+        obs: np.ndarray | dict[str, np.ndarray],
+        action: np.ndarray,
+        reward: np.ndarray,
+        episode_start: np.ndarray,
+        value: th.Tensor,
+        log_prob: th.Tensor,
+        hidden_state: RecurrentState | None = None,
+    ) -> None:
+        """SB3's ``add(obs, action, reward, episode_start, value, log_prob)``, plus the state each env was in before
+        this step (as sb3-contrib's ``add(..., lstm_states=...)``).
 
-        :param hidden_state: the carried state, not yet zeroed at episode starts.
-        :param episode_starts: ``(n_envs,)``; the stored state is zero where an episode starts at this step.
+        :param value: ``(n_envs, n_streams)``: the extrinsic value, then the intrinsic one when RND is on.
+        :param hidden_state: the carried state, not yet zeroed at episode starts; the stored state is zero where
+            an episode starts at this step.
         """
-        keep = 1.0 - np.asarray(episode_starts, dtype=np.float32)
+        if hidden_state is None:
+            raise ValueError("hidden_state=None: a recurrent rollout buffer stores the state before each step")
+        keep = 1.0 - np.asarray(episode_start, dtype=np.float32)
         self.hidden_states[self.pos] = hidden_state.flat().cpu().numpy() * keep[:, None]
-        if values.shape[1] > 1:
-            self.int_values[self.pos] = values[:, 1].cpu().numpy()
+        if value.dim() == 2 and value.shape[1] > 1:
+            self.int_values[self.pos] = value[:, 1].cpu().numpy()
+            value = value[:, :1]
+        super().add(obs, action, reward, episode_start, value, log_prob)  # type: ignore[misc]
 
     def compute_two_stream_returns(
         self,
@@ -184,9 +195,7 @@ class RecurrentRNDRolloutBufferMixin:
             mask=th.as_tensor(sequences.mask, device=self.device),
             rnd_inputs=None if rnd_inputs is None else sequences.pad(rnd_inputs),
             rnd_targets=None if rnd_targets is None else sequences.pad(rnd_targets),
-            initial_state=RecurrentState.from_flat(
-                th.as_tensor(start_states, device=self.device), self.n_state_tensors, self.state_layers, self.state_hidden
-            ),
+            initial_state=self.state_layout.unflatten(th.as_tensor(start_states, device=self.device)),
         )
 
 

@@ -18,7 +18,7 @@ from stable_baselines3.common.utils import FloatSchedule, explained_variance, ob
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_recurrent_ext.common.checks import check_finite_step, check_policy_class, check_positive_int, check_unit_interval
-from sb3_recurrent_ext.common.policies import policy_aliases
+from sb3_recurrent_ext.common.policies import build_recurrent_policy, policy_aliases
 from sb3_recurrent_ext.common.rnd import RND, RolloutRND
 from sb3_recurrent_ext.ppo_recurrent_rnd import policies
 from sb3_recurrent_ext.ppo_recurrent_rnd.buffers import (
@@ -197,11 +197,7 @@ class RecurrentPPORND(OnPolicyAlgorithm):
         self.set_random_seed(self.seed)
         # a copy: the dict is the caller's (SB3 keeps a reference), and may be reused for another model
         self.policy_kwargs = {**self.policy_kwargs, "n_value_heads": 2 if self.use_rnd else 1}
-        self.policy = self.policy_class(  # type: ignore[assignment]
-            self.observation_space, self.action_space, self.lr_schedule, use_sde=self.use_sde, **self.policy_kwargs
-        )
-        self.policy = self.policy.to(self.device)
-        state = self.policy.initial_state(1)
+        state_layout = build_recurrent_policy(self, use_sde=self.use_sde)
         buffer_class = (
             RecurrentRNDDictRolloutBuffer if isinstance(self.observation_space, spaces.Dict) else RecurrentRNDRolloutBuffer
         )
@@ -213,9 +209,7 @@ class RecurrentPPORND(OnPolicyAlgorithm):
             gamma=self.gamma,
             gae_lambda=self.gae_lambda,
             n_envs=self.n_envs,
-            n_state_tensors=len(state.tensors),
-            state_layers=state.h.shape[0],
-            state_hidden=state.h.shape[2],
+            state_layout=state_layout,
         )
         self.clip_range = FloatSchedule(self.clip_range)
         if self.clip_range_vf is not None:
@@ -224,7 +218,7 @@ class RecurrentPPORND(OnPolicyAlgorithm):
             self.clip_range_vf = FloatSchedule(self.clip_range_vf)
         self._last_state = self.policy.initial_state(self.n_envs)
         if self.use_rnd:
-            self._setup_rnd(state.flat().shape[1])
+            self._setup_rnd(state_layout.flat_dim)
 
     def _rnd_obs_dim(self) -> int:
         raw = self.observation_space.sample()
@@ -318,14 +312,14 @@ class RecurrentPPORND(OnPolicyAlgorithm):
                             terminal_obs, state.index(np.array([idx])), th.zeros(1, device=self.device)
                         )[0, 0]
                     rewards[idx] += self.gamma * terminal_value.item()
-            rollout_buffer.add_recurrent(state_before, values, self._last_episode_starts)  # type: ignore[arg-type]
             rollout_buffer.add(
                 self._last_obs,  # type: ignore[arg-type]
                 actions,
                 rewards,
                 self._last_episode_starts,  # type: ignore[arg-type]
-                values[:, :1],
+                values,
                 log_probs,
+                hidden_state=state_before,
             )
             self._last_obs = new_obs  # type: ignore[assignment]
             self._last_episode_starts = dones

@@ -109,3 +109,30 @@ class RecurrentState:
     def numpy(self) -> tuple[np.ndarray, ...]:
         """The state as numpy arrays, the form ``predict`` returns (as sb3-contrib does)."""
         return tuple(t.detach().cpu().numpy() for t in self.tensors)
+
+
+@dataclass(frozen=True)
+class StateLayout:
+    """The shape of one env's hidden state, which the buffers store flat (:meth:`RecurrentState.flat`):
+    ``n_tensors`` tensors of ``(layers, size)`` each, ``layers`` being ``num_layers * num_directions``.
+
+    One value where the buffers and algorithms would otherwise pass three numbers around.
+    """
+
+    n_tensors: int = 1
+    layers: int = 1
+    size: int = 1
+
+    @classmethod
+    def of(cls, state: RecurrentState) -> StateLayout:
+        """The layout of ``state`` (its batch size does not matter)."""
+        return cls(len(state.tensors), state.h.shape[0], state.h.shape[2])
+
+    @property
+    def flat_dim(self) -> int:
+        """Features of one env's flat state: ``n_tensors * layers * size``."""
+        return self.n_tensors * self.layers * self.size
+
+    def unflatten(self, flat: th.Tensor) -> RecurrentState:
+        """``(B, flat_dim)`` rows back into a state (the inverse of :meth:`RecurrentState.flat`)."""
+        return RecurrentState.from_flat(flat, self.n_tensors, self.layers, self.size)
