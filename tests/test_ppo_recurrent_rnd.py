@@ -291,9 +291,10 @@ def test_learns_cartpole_without_velocities(policy):
     scores = []
     for seed in (0, 1, 2):
         env = make_vec_env("CartPoleNoVel-v1", n_envs=8, seed=seed)
+        policy_kwargs = dict(ortho_init=False, activation_fn=th.nn.ReLU, rnn_hidden_size=64)
         model = RecurrentPPORND(policy, env, n_steps=32, batch_size=256, n_epochs=20, gamma=0.98, gae_lambda=0.8,
                                 learning_rate=1e-3, seq_len=16, use_rnd=False, seed=seed,
-                                policy_kwargs=dict(ortho_init=False, activation_fn=th.nn.ReLU, rnn_hidden_size=64))  # fmt: skip
+                                policy_kwargs=policy_kwargs)  # fmt: skip
         model.learn(30_000)
         eval_env = make_vec_env("CartPoleNoVel-v1", n_envs=1, seed=1000)
         scores.append(evaluate_policy(model, eval_env, n_eval_episodes=20)[0])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch as th
@@ -46,6 +46,17 @@ class SequenceReplaySamples:
     initial_state: RecurrentState
     weights: th.Tensor
     indices: np.ndarray
+
+
+class _Window(NamedTuple):
+    """The learning part of sampled sequences (see :meth:`SequenceReplayBufferMixin._learning_window`)."""
+
+    sequence_index: SequenceIndex  # pads buffer rows into (batch, T)
+    mask: np.ndarray  # (batch, T) real steps
+    lengths: np.ndarray  # (batch,)
+    last_position: np.ndarray  # (batch,) buffer position of each last real step
+    truncated: np.ndarray  # (batch,) the last real step ended its episode by a time limit
+    terminated: np.ndarray  # (batch,) ... by termination
 
 
 class SequenceReplayBufferMixin:
@@ -196,16 +207,43 @@ class SequenceReplayBufferMixin:
         """
         if self.n_sequences() == 0:
             raise ValueError("no complete sequence stored yet: collect more steps before sampling")
-        size, n_envs = self.buffer_size, self.n_envs
         leaves = self.tree.sample(batch_size, self.rng)
-        start, envs = leaves // n_envs, leaves % n_envs
-        count, oldest = (size, self.pos) if self.full else (self.pos, 0)
-        start_age = (start - oldest) % size
+        start, envs = leaves // self.n_envs, leaves % self.n_envs
+        window = self._learning_window(start, envs)
+        observations = self._gather_observations(window.sequence_index, env)
+        self._insert_terminal_observations(observations, window, envs, env)
+        burn_in_observations, burn_in_lengths, first = self._burn_in(start, envs, env)
+        states = self.hidden_states[first, envs] if self.stored_state else np.zeros((batch_size, self.state_dim), np.float32)
+        to_tensor = lambda x, dtype: th.as_tensor(x, dtype=dtype, device=self.device)  # noqa: E731
+        index = window.sequence_index
+        return SequenceReplaySamples(
+            observations=observations,
+            actions=to_tensor(index.pad(self.actions.reshape(self.buffer_size, self.n_envs, -1))[..., 0], th.long),
+            rewards=to_tensor(self._normalize_reward(index.pad(self.rewards), env), th.float32),  # type: ignore[attr-defined]
+            mask=to_tensor(window.mask, th.bool),
+            lengths=to_tensor(window.lengths, th.long),
+            terminated=to_tensor(window.terminated, th.bool),
+            burn_in_observations=burn_in_observations,
+            burn_in_lengths=to_tensor(burn_in_lengths, th.long),
+            initial_state=self.state_layout.unflatten(to_tensor(states, th.float32)),
+            weights=to_tensor(self._importance_weights(leaves, beta), th.float32),
+            indices=leaves,
+        )
 
-        # learning part: (batch, T) positions; a step is real while no earlier step ended the episode and
-        # no later step starts one, and it has been written
+    def _age(self, positions: np.ndarray) -> tuple[np.ndarray, int]:
+        """Steps since the oldest stored step, for each of ``positions``, and how many steps are stored."""
+        count, oldest = (self.buffer_size, self.pos) if self.full else (self.pos, 0)
+        return (positions - oldest) % self.buffer_size, count
+
+    def _learning_window(self, start: np.ndarray, envs: np.ndarray) -> _Window:
+        """The ``seq_len + n_step`` steps from each start: which are real, and how each sequence ends.
+
+        A step is real while it has been written, no earlier step ended the episode, and no later step
+        starts a new one.
+        """
+        start_age, count = self._age(start)
         offsets = np.arange(self.sequence_length)
-        positions = (start[:, None] + offsets) % size
+        positions = (start[:, None] + offsets) % self.buffer_size  # (batch, T)
         written = start_age[:, None] + offsets < count
         env_column = envs[:, None]
         dones = self.dones[positions, env_column].astype(bool) & written
@@ -214,66 +252,61 @@ class SequenceReplayBufferMixin:
         ended_before = (np.cumsum(dones, axis=1) - dones) > 0
         mask = written & ~ended_before & (np.cumsum(new_episode, axis=1) == 0)
         lengths = mask.sum(axis=1)
-        last = lengths - 1
-        rows = np.arange(batch_size)
-        last_position = positions[rows, last]
-        ended = dones[rows, last]
+        rows = np.arange(len(start))
+        last_position = positions[rows, lengths - 1]
+        ended = dones[rows, lengths - 1]
         truncated = ended & self.timeouts[last_position, envs].astype(bool)
-        terminated = ended & ~truncated
-
         flat = self._flat(positions, env_column)
-        index = SequenceIndex(flat, mask, flat[:, 0], self.episode_steps[start, envs] == 0, lengths, size, n_envs)
-        observations = self._gather_observations(index, env)
-        # a truncated episode's terminal observation goes right after its last step (for the bootstrap value)
-        room = truncated & (lengths < self.sequence_length)
-        if room.any():
-            next_obs = self.next_observations
-            rows_t, slot = rows[room], lengths[room]
-            source = (last_position[room], envs[room])
-            terminal = (
-                {key: value[source] for key, value in next_obs.items()} if isinstance(next_obs, dict) else next_obs[source]
-            )
-            terminal = self._normalize_obs(terminal, env)  # type: ignore[attr-defined]
-            if isinstance(observations, dict):
-                for key in observations:
-                    observations[key][rows_t, slot] = th.as_tensor(terminal[key], device=self.device)
-            else:
-                observations[rows_t, slot] = th.as_tensor(terminal, device=self.device)
+        starts_episode = self.episode_steps[start, envs] == 0
+        index = SequenceIndex(flat, mask, flat[:, 0], starts_episode, lengths, self.buffer_size, self.n_envs)
+        return _Window(index, mask, lengths, last_position, truncated, ended & ~truncated)
 
-        # burn-in: up to burn_in steps before the start, within the episode and the stored data
-        burn_in_lengths = np.minimum(self.burn_in, np.minimum(self.episode_steps[start, envs], start_age))
-        first = (start - burn_in_lengths) % size
-        burn_in_observations = None
-        if self.burn_in > 0:
-            burn_positions = (first[:, None] + np.arange(self.burn_in)) % size
-            burn_flat = self._flat(burn_positions, env_column)
-            burn_mask = np.arange(self.burn_in)[None, :] < burn_in_lengths[:, None]
-            burn_index = SequenceIndex(
-                burn_flat, burn_mask, burn_flat[:, 0], burn_in_lengths == 0, burn_in_lengths, size, n_envs
-            )
-            burn_in_observations = self._gather_observations(burn_index, env)
-        states = self.hidden_states[first, envs] if self.stored_state else np.zeros((batch_size, self.state_dim), np.float32)
-
-        if self.prioritized:
-            probabilities = self.tree.leaves[leaves] / self.tree.total
-            weights = (self.n_sequences() * probabilities) ** (-beta)
-            weights = weights / weights.max()
+    def _insert_terminal_observations(
+        self, observations: th.Tensor | dict[str, th.Tensor], window: _Window, envs: np.ndarray, env: VecNormalize | None
+    ) -> None:
+        """Put a truncated episode's terminal observation right after its last step (for the bootstrap value)."""
+        room = window.truncated & (window.lengths < self.sequence_length)
+        if not room.any():
+            return
+        rows, slot = np.flatnonzero(room), window.lengths[room]
+        source = (window.last_position[room], envs[room])
+        next_obs = self.next_observations
+        terminal = {key: value[source] for key, value in next_obs.items()} if isinstance(next_obs, dict) else next_obs[source]
+        terminal = self._normalize_obs(terminal, env)  # type: ignore[attr-defined]
+        if isinstance(observations, dict):
+            for key in observations:
+                observations[key][rows, slot] = th.as_tensor(terminal[key], device=self.device)
         else:
-            weights = np.ones(batch_size)
-        to_tensor = lambda x, dtype: th.as_tensor(x, dtype=dtype, device=self.device)  # noqa: E731
-        return SequenceReplaySamples(
-            observations=observations,
-            actions=to_tensor(index.pad(self.actions.reshape(size, n_envs, -1))[..., 0], th.long),
-            rewards=to_tensor(self._normalize_reward(index.pad(self.rewards), env), th.float32),  # type: ignore[attr-defined]
-            mask=to_tensor(mask, th.bool),
-            lengths=to_tensor(lengths, th.long),
-            terminated=to_tensor(terminated, th.bool),
-            burn_in_observations=burn_in_observations,
-            burn_in_lengths=to_tensor(burn_in_lengths, th.long),
-            initial_state=self.state_layout.unflatten(to_tensor(states, th.float32)),
-            weights=to_tensor(weights, th.float32),
-            indices=leaves,
+            observations[rows, slot] = th.as_tensor(terminal, device=self.device)
+
+    def _burn_in(
+        self, start: np.ndarray, envs: np.ndarray, env: VecNormalize | None
+    ) -> tuple[th.Tensor | dict[str, th.Tensor] | None, np.ndarray, np.ndarray]:
+        """Up to ``burn_in`` steps before each start, within its episode and the stored data.
+
+        :return: the burn-in observations (right-padded; ``None`` without burn-in), their lengths, and the
+            position of each burn-in's first step, whose stored state starts the sequence.
+        """
+        start_age, _ = self._age(start)
+        burn_in_lengths = np.minimum(self.burn_in, np.minimum(self.episode_steps[start, envs], start_age))
+        first = (start - burn_in_lengths) % self.buffer_size
+        if self.burn_in == 0:
+            return None, burn_in_lengths, first
+        burn_positions = (first[:, None] + np.arange(self.burn_in)) % self.buffer_size
+        burn_flat = self._flat(burn_positions, envs[:, None])
+        burn_mask = np.arange(self.burn_in)[None, :] < burn_in_lengths[:, None]
+        burn_index = SequenceIndex(
+            burn_flat, burn_mask, burn_flat[:, 0], burn_in_lengths == 0, burn_in_lengths, self.buffer_size, self.n_envs
         )
+        return self._gather_observations(burn_index, env), burn_in_lengths, first
+
+    def _importance_weights(self, leaves: np.ndarray, beta: float) -> np.ndarray:
+        """``(N * P(i)) ** -beta``, normalised by the largest (ones without prioritized replay)."""
+        if not self.prioritized:
+            return np.ones(len(leaves))
+        probabilities = self.tree.leaves[leaves] / self.tree.total
+        weights = (self.n_sequences() * probabilities) ** (-beta)
+        return weights / weights.max()
 
 
 class SequenceReplayBuffer(SequenceReplayBufferMixin, ReplayBuffer):  # type: ignore[misc]  # sample returns sequences
