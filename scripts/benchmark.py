@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 import torch as th
-from rl_zoo3.utils import linear_schedule
 from sb3_contrib import RecurrentPPO
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -44,8 +43,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecNormalize
 from torch import nn
 
 from sb3_recurrent_ext import RecurrentDQN, RecurrentPPORND, make_memory_vec_env
-from sb3_recurrent_ext.zoo import read_entry
-from sb3_recurrent_ext.zoo.best import parse_policy_kwargs
+from sb3_recurrent_ext.zoo.config import entry_arguments, read_entry
 
 # rl-zoo's tuned ppo_lstm hyperparameters for CartPoleNoVel-v1 (the PPO contenders share them)
 ZOO_PPO_LSTM = dict(
@@ -173,21 +171,14 @@ def rnd_contenders() -> dict[str, tuple[Factory, bool, int]]:
 
 
 def zoo_entry(config: Path, env_id: str) -> tuple[dict[str, Any], dict[str, Any], int]:
-    """``env_id``'s entry of a ``zoo_configs`` file as (RecurrentPPORND arguments, policy kwargs, n_envs).
-
-    ``lin_<x>`` strings become linear schedules, as rl-zoo reads them; ``policy``, ``use_rnd``, ``n_timesteps``
-    and ``normalize`` are left out (the contender, ``--timesteps`` and ``--normalize`` decide those).
-    """
+    """``env_id``'s entry of a ``zoo_configs`` file as (RecurrentPPORND arguments, policy kwargs, n_envs), with
+    ``lin_<x>`` strings as linear schedules; ``use_rnd`` is left out (the contender decides it)."""
     try:
         entry = read_entry(config, env_id)
     except ValueError as error:
         raise ValueError(f"--recurrent-ppo-config: {error}") from None
-    for key in ("policy", "use_rnd", "n_timesteps", "normalize"):
-        entry.pop(key, None)
-    for key, value in entry.items():
-        if isinstance(value, str) and value.startswith("lin_"):
-            entry[key] = linear_schedule(float(value.removeprefix("lin_")))
-    return entry, parse_policy_kwargs(entry.pop("policy_kwargs", None)), int(entry.pop("n_envs", 1))
+    entry.pop("use_rnd", None)
+    return entry_arguments(entry)
 
 
 def ppo_contenders(

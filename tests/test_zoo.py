@@ -18,8 +18,9 @@ import yaml
 
 from sb3_recurrent_ext import RecurrentDQN, RecurrentPPORND
 from sb3_recurrent_ext.common.policies import ALIAS_CELLS
-from sb3_recurrent_ext.zoo import OUR_ALGOS, ZOO_CONFIGS, _yaml_hyperparams, merge_sampled, register, switch_cell
+from sb3_recurrent_ext.zoo import OUR_ALGOS, ZOO_CONFIGS, merge_sampled, register, switch_cell
 from sb3_recurrent_ext.zoo.cli import with_defaults
+from sb3_recurrent_ext.zoo.registry import _yaml_hyperparams
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = [sys.executable, str(REPO / "scripts" / "train.py")]
@@ -654,3 +655,24 @@ def test_bad_heartbeat_settings_name_both(interval: int, grace: int) -> None:
 
     with pytest.raises(ValueError, match=rf"heartbeat_interval={interval} and grace_period={grace}"):
         heartbeat_storage("sqlite://", interval, grace)
+
+
+def test_entry_arguments_parse_rl_zoo_strings():
+    from torch import nn
+
+    from sb3_recurrent_ext.zoo.config import entry_arguments, schedule_start
+
+    entry = {
+        "policy": "MlpGruPolicy",
+        "n_envs": 4,
+        "normalize": True,
+        "n_timesteps": 1e5,
+        "learning_rate": "lin_0.001",
+        "gamma": 0.98,
+        "policy_kwargs": "dict(rnn_hidden_size=32, activation_fn=nn.ReLU)",
+    }
+    arguments, policy_kwargs, n_envs = entry_arguments(entry)
+    assert set(arguments) == {"learning_rate", "gamma"} and n_envs == 4 and entry["learning_rate"] == "lin_0.001"
+    assert arguments["learning_rate"](1.0) == pytest.approx(1e-3) and arguments["learning_rate"](0.5) == pytest.approx(5e-4)
+    assert policy_kwargs == {"rnn_hidden_size": 32, "activation_fn": nn.ReLU}
+    assert schedule_start("lin_0.2") == 0.2 and schedule_start(0.3) == 0.3

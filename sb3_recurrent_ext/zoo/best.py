@@ -15,19 +15,8 @@ import optuna
 import yaml
 from torch import nn
 
-from sb3_recurrent_ext.zoo import CONVERTERS, merge_sampled
-
-# what rl_zoo3's eval of a ``policy_kwargs`` string may name
-_POLICY_KWARGS_NAMESPACE = {"dict": dict, "nn": nn}
-
-
-def parse_policy_kwargs(value: str | dict[str, Any] | None) -> dict[str, Any]:
-    """A YAML entry's ``policy_kwargs`` (rl-zoo's ``"dict(...)"`` string or a mapping) as a dict."""
-    if value is None:
-        return {}
-    if isinstance(value, dict):
-        return dict(value)
-    return dict(eval(value, _POLICY_KWARGS_NAMESPACE))  # same eval as rl_zoo3's, on the user's own config
+from sb3_recurrent_ext.zoo.config import parse_policy_kwargs
+from sb3_recurrent_ext.zoo.registry import CONVERTERS, merge_sampled
 
 
 def _python_literal(value: Any) -> str:

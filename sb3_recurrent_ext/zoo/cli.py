@@ -22,7 +22,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from sb3_recurrent_ext.zoo import OUR_ALGOS, default_config, register
+from sb3_recurrent_ext.zoo.config import default_config
+from sb3_recurrent_ext.zoo.registry import OUR_ALGOS, register
 
 
 def _value(argv: list[str], names: tuple[str, ...], default: str) -> str:

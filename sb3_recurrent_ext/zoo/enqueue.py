@@ -24,19 +24,12 @@ from torch import nn
 
 from sb3_recurrent_ext.common.policies import ALIAS_CELLS, alias_infix
 from sb3_recurrent_ext.common.recurrent.nets import resolve_cell_type
-from sb3_recurrent_ext.zoo import OUR_ALGOS, SAMPLERS, expand_net_spec, read_entry
-from sb3_recurrent_ext.zoo.best import parse_policy_kwargs
+from sb3_recurrent_ext.zoo.config import parse_policy_kwargs, read_entry, schedule_start
+from sb3_recurrent_ext.zoo.registry import OUR_ALGOS, SAMPLERS, expand_net_spec
 from sb3_recurrent_ext.zoo.samplers import FC_HID_LAYERS
 
 _NET_ARCHS = {"tiny": [64], "small": [64, 64], "medium": [256, 256]}  # rl-zoo's converter, pi and vf alike
 _ACTIVATIONS = {nn.Tanh: "tanh", nn.ReLU: "relu", nn.ELU: "elu", nn.LeakyReLU: "leaky_relu"}
-
-
-def _initial(value: Any) -> Any:
-    """rl-zoo's ``lin_<x>`` schedule string -> ``x`` (the sampler tunes constants)."""
-    if isinstance(value, str) and value.startswith("lin_"):
-        return float(value.removeprefix("lin_"))
-    return value
 
 
 def _cell_type(entry: dict[str, Any]) -> str:
@@ -163,14 +156,14 @@ def entry_as_trial_params(algo: str, entry: dict[str, Any]) -> tuple[dict[str, A
     signature = inspect.signature(OUR_ALGOS[algo]).parameters
     defaults = {name: p.default for name, p in signature.items() if p.default is not inspect.Parameter.empty}
     # the algorithm's arguments as the entry sets them, else their defaults; lin_x schedules as x
-    arguments = {key: _initial(entry.get(key, default)) for key, default in defaults.items()}
+    arguments = {key: schedule_start(entry.get(key, default)) for key, default in defaults.items()}
     wanted = _dqn_values(entry, arguments) if algo == "recurrent_dqn" else _ppo_values(entry, arguments, algo)
     distributions = _distributions(algo, bool(wanted.get("use_rnd", False)))
     params: dict[str, Any] = {}
     notes = [
-        f"{key}: {value} becomes the constant {_initial(value)} (the sampler tunes constants)"
+        f"{key}: {value} becomes the constant {schedule_start(value)} (the sampler tunes constants)"
         for key, value in entry.items()
-        if _initial(value) is not value
+        if schedule_start(value) is not value
     ]
     for name, distribution in distributions.items():
         value = wanted.get(name, NO_FIT)
