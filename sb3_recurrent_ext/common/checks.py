@@ -35,6 +35,19 @@ def check_unit_interval(value: object, argument: str) -> float:
     return float(value)
 
 
+def check_range(value: object, argument: str) -> tuple[float, float]:
+    """A ``(low, high)`` pair of numbers with ``low < high``, as floats."""
+    if isinstance(value, list | tuple) and len(value) == 2:
+        try:
+            low, high = float(value[0]), float(value[1])  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            pass
+        else:
+            if low < high:
+                return low, high
+    raise ValueError(f"{argument}={value!r} must be a pair (low, high) of numbers with low < high")
+
+
 def check_finite_step(observations: np.ndarray | dict[str, np.ndarray], rewards: np.ndarray, timestep: int) -> None:
     """Raise before anything is stored or trained on when an env returned NaN or inf.
 

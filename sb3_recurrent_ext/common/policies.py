@@ -17,6 +17,7 @@ from sb3_recurrent_ext.common.recurrent.states import RecurrentState, StateLayou
 
 
 def recurrent_net_kwargs(
+    *,
     policy_name: str,
     alias_cell_type: str | None,
     cell_type: str | None,

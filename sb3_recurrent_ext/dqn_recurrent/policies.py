@@ -145,17 +145,17 @@ class RecurrentDQNPolicy(RecurrentPredictMixin, BasePolicy):
             normalize_images=normalize_images,
         )
         self.rnn_kwargs = recurrent_net_kwargs(
-            type(self).__name__,
-            self.alias_cell_type,
-            cell_type,
-            bidirectional,
-            fc_hid_layers,
-            hid_layers_activation,
-            out_layer_activation,
-            rnn_hidden_size,
-            rnn_num_layers,
-            init_fn,
-            rnn_kwargs,
+            policy_name=type(self).__name__,
+            alias_cell_type=self.alias_cell_type,
+            cell_type=cell_type,
+            bidirectional=bidirectional,
+            fc_hid_layers=fc_hid_layers,
+            hid_layers_activation=hid_layers_activation,
+            out_layer_activation=out_layer_activation,
+            rnn_hidden_size=rnn_hidden_size,
+            rnn_num_layers=rnn_num_layers,
+            init_fn=init_fn,
+            rnn_kwargs=rnn_kwargs,
         )
         self.net_arch = [64] if net_arch is None else list(net_arch)
         self.activation_fn = activation_fn

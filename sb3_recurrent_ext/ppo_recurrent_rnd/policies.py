@@ -198,17 +198,17 @@ class RecurrentActorCriticPolicy(RecurrentPredictMixin, ActorCriticPolicy):
         self.enable_critic_rnn = resolved["enable_critic_rnn"] is not False
         self.n_value_heads = n_value_heads
         self.rnn_kwargs = recurrent_net_kwargs(
-            type(self).__name__,
-            self.alias_cell_type,
-            cell_type,
-            bidirectional,
-            fc_hid_layers,
-            hid_layers_activation,
-            out_layer_activation,
-            resolved["rnn_hidden_size"],
-            resolved["rnn_num_layers"],
-            init_fn,
-            resolved["rnn_kwargs"],
+            policy_name=type(self).__name__,
+            alias_cell_type=self.alias_cell_type,
+            cell_type=cell_type,
+            bidirectional=bidirectional,
+            fc_hid_layers=fc_hid_layers,
+            hid_layers_activation=hid_layers_activation,
+            out_layer_activation=out_layer_activation,
+            rnn_hidden_size=resolved["rnn_hidden_size"],
+            rnn_num_layers=resolved["rnn_num_layers"],
+            init_fn=init_fn,
+            rnn_kwargs=resolved["rnn_kwargs"],
         )
         if net_arch is None:
             net_arch = dict(pi=[64], vf=[64])

@@ -17,7 +17,13 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.utils import FloatSchedule, explained_variance, obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_recurrent_ext.common.checks import check_finite_step, check_policy_class, check_positive_int, check_unit_interval
+from sb3_recurrent_ext.common.checks import (
+    check_finite_step,
+    check_policy_class,
+    check_positive_int,
+    check_range,
+    check_unit_interval,
+)
 from sb3_recurrent_ext.common.policies import build_recurrent_policy, policy_aliases
 from sb3_recurrent_ext.common.rnd import RND, RolloutRND
 from sb3_recurrent_ext.ppo_recurrent_rnd import policies
@@ -31,12 +37,6 @@ from sb3_recurrent_ext.ppo_recurrent_rnd.policies import (
 )
 
 SelfRecurrentPPORND = TypeVar("SelfRecurrentPPORND", bound="RecurrentPPORND")
-
-
-def _check_range(name: str, value: Any) -> tuple[float, float]:
-    if not (isinstance(value, list | tuple) and len(value) == 2 and float(value[0]) < float(value[1])):
-        raise ValueError(f"{name}={value!r} must be a pair (low, high) with low < high")
-    return float(value[0]), float(value[1])
 
 
 class RecurrentPPORND(OnPolicyAlgorithm):
@@ -183,8 +183,8 @@ class RecurrentPPORND(OnPolicyAlgorithm):
         self.int_adv_coef = int_adv_coef
         self.rnd_pred_exp_proportion = rnd_pred_exp_proportion
         self.init_norm_steps = init_norm_steps
-        self.obs_norm_clip_range = _check_range("obs_norm_clip_range", obs_norm_clip_range)
-        self.hidden_state_norm_clip_range = _check_range("hidden_state_norm_clip_range", hidden_state_norm_clip_range)
+        self.obs_norm_clip_range = check_range(obs_norm_clip_range, "obs_norm_clip_range")
+        self.hidden_state_norm_clip_range = check_range(hidden_state_norm_clip_range, "hidden_state_norm_clip_range")
         self.rnd_use_hidden_state = rnd_use_hidden_state
         self.rnd_hidden_sizes = tuple(rnd_hidden_sizes)
         self.rnd_output_dim = rnd_output_dim

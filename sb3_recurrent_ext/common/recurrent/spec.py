@@ -1,6 +1,6 @@
 """SLM-Lab ``net`` spec -> keyword arguments for this package's algorithm constructors.
 
-Example (seed 000)::
+Example, with the keys of SLM-Lab's net spec (https://slm-lab.gitbook.io/slm-lab, "Net" section)::
 
     kwargs = net_spec_to_kwargs({"type": "RecurrentNet", "cell_type": "GRU", "fc_hid_layers": [256, 128],
                                  "rnn_hidden_size": 64, "clip_grad_val": 1.0,
