@@ -14,7 +14,10 @@ from typing import Any
 
 import numpy as np
 import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.preprocessing import preprocess_obs
 from stable_baselines3.common.running_mean_std import RunningMeanStd
+from stable_baselines3.common.utils import obs_as_tensor
 from torch import nn
 
 
@@ -226,3 +229,29 @@ class RND(nn.Module):
         _load_rms(self.reward_normalizer.rms, state["reward_rms"])
         self.reward_normalizer.discounted_return = state["discounted_return"].numpy().copy()
         self.norm_steps = int(state["norm_steps"])
+
+
+def flat_observations(obs: th.Tensor | dict[str, th.Tensor], observation_space: spaces.Space) -> th.Tensor:
+    """RND's view of a batch of observations: preprocessed as SB3 does (one-hot, scaled images) and flattened,
+    ``(batch, obs_dim)``; a dict's entries side by side."""
+    processed = preprocess_obs(obs, observation_space, normalize_images=True)
+    if isinstance(processed, dict):
+        return th.cat([value.reshape(value.shape[0], -1) for value in processed.values()], dim=1)
+    return processed.reshape(processed.shape[0], -1)
+
+
+def flat_observation_dim(observation_space: spaces.Space) -> int:
+    """``obs_dim`` of :func:`flat_observations` for ``observation_space``."""
+    raw = observation_space.sample()
+    sample = obs_as_tensor(raw if isinstance(raw, dict) else np.asarray(raw), th.device("cpu"))
+    batch = {key: value[None] for key, value in sample.items()} if isinstance(sample, dict) else sample[None]
+    return flat_observations(batch, observation_space).shape[1]
+
+
+def rollout_observations(
+    observations: np.ndarray | dict[str, np.ndarray], device: th.device
+) -> th.Tensor | dict[str, th.Tensor]:
+    """A rollout buffer's ``(n_steps, n_envs, *shape)`` observations as time-major ``(n_steps * n_envs, *shape)``."""
+    if isinstance(observations, dict):
+        return {key: th.as_tensor(v.reshape(-1, *v.shape[2:]), device=device) for key, v in observations.items()}
+    return th.as_tensor(observations.reshape(-1, *observations.shape[2:]), device=device)

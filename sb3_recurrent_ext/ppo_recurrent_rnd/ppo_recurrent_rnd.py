@@ -12,7 +12,6 @@ from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.preprocessing import preprocess_obs
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import FloatSchedule, explained_variance, obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
@@ -25,13 +24,14 @@ from sb3_recurrent_ext.common.checks import (
     check_unit_interval,
 )
 from sb3_recurrent_ext.common.policies import build_recurrent_policy, policy_aliases
-from sb3_recurrent_ext.common.rnd import RND, RolloutRND
+from sb3_recurrent_ext.common.rnd import RND, RolloutRND, flat_observation_dim, flat_observations, rollout_observations
 from sb3_recurrent_ext.ppo_recurrent_rnd import policies
 from sb3_recurrent_ext.ppo_recurrent_rnd.buffers import (
     RecurrentRNDDictRolloutBuffer,
     RecurrentRNDRolloutBuffer,
     SequenceBatch,
 )
+from sb3_recurrent_ext.ppo_recurrent_rnd.losses import ppo_losses
 from sb3_recurrent_ext.ppo_recurrent_rnd.policies import (
     RecurrentActorCriticPolicy,
 )
@@ -220,18 +220,9 @@ class RecurrentPPORND(OnPolicyAlgorithm):
         if self.use_rnd:
             self._setup_rnd(state_layout.flat_dim)
 
-    def _rnd_obs_dim(self) -> int:
-        raw = self.observation_space.sample()
-        sample = obs_as_tensor(raw if isinstance(raw, dict) else np.asarray(raw), self.device)
-        if isinstance(sample, dict):
-            sample = {key: value[None] for key, value in sample.items()}
-        else:
-            sample = sample[None]
-        return self._flat_obs(sample).shape[1]
-
     def _setup_rnd(self, state_dim: int) -> None:
         self.rnd = RND(
-            self._rnd_obs_dim(),
+            flat_observation_dim(self.observation_space),
             state_dim,
             self.n_envs,
             use_hidden_state=self.rnd_use_hidden_state,
@@ -245,23 +236,12 @@ class RecurrentPPORND(OnPolicyAlgorithm):
             device=self.device,
         )
 
-    def _flat_obs(self, obs: th.Tensor | dict[str, th.Tensor]) -> th.Tensor:
-        """Preprocessed observations (one-hot, scaled images) flattened: ``(batch, obs_dim)``."""
-        processed = preprocess_obs(obs, self.observation_space, normalize_images=True)
-        if isinstance(processed, dict):
-            return th.cat([value.reshape(value.shape[0], -1) for value in processed.values()], dim=1)
-        return processed.reshape(processed.shape[0], -1)
-
     def _observe_rollout_rnd(self) -> RolloutRND:
         """RND inputs and target features of every step of the rollout, time-major flat ``(n_steps * n_envs, D)``."""
         buffer = self.rollout_buffer
-        obs = buffer.observations
-        if isinstance(obs, dict):
-            obs_tensor: Any = {key: th.as_tensor(v.reshape(-1, *v.shape[2:]), device=self.device) for key, v in obs.items()}
-        else:
-            obs_tensor = th.as_tensor(obs.reshape(-1, *obs.shape[2:]), device=self.device)
+        flat_obs = flat_observations(rollout_observations(buffer.observations, self.device), self.observation_space)
         flat_states = th.as_tensor(buffer.hidden_states.reshape(-1, buffer.state_dim), device=self.device)
-        return self.rnd.observe_rollout(self._flat_obs(obs_tensor), flat_states, self.n_steps)
+        return self.rnd.observe_rollout(flat_obs, flat_states, self.n_steps)
 
     def collect_rollouts(
         self, env: VecEnv, callback: BaseCallback, rollout_buffer: RolloutBuffer, n_rollout_steps: int
@@ -421,34 +401,20 @@ class RecurrentPPORND(OnPolicyAlgorithm):
         values, log_prob, entropy, _ = self.policy.evaluate_sequences(
             observations, actions, batch.initial_state, n_seq, seq_len, real_steps
         )
-        advantages = real(batch.advantages)
-        if self.normalize_advantage and len(advantages) > 1:
-            advantages = (advantages - advantages.mean()) / (advantages.std(correction=0) + 1e-8)
-        old_log_prob = real(batch.old_log_prob)
-        ratio = th.exp(log_prob - old_log_prob)
-        policy_loss = -th.min(advantages * ratio, advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)).mean()
-        old_values, returns = real(batch.old_values), real(batch.returns)
-        if clip_range_vf is not None:
-            values = old_values + th.clamp(values - old_values, -clip_range_vf, clip_range_vf)
-        # one squared error per stream: (N, n_streams) -> per-stream means
-        value_losses = ((returns - values) ** 2).mean(dim=0)
-        entropy_loss = -(entropy if entropy is not None else -log_prob).mean()
-        loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_losses.sum()
-        with th.no_grad():
-            log_ratio = log_prob - old_log_prob
-            approx_kl = ((th.exp(log_ratio) - 1) - log_ratio).mean()
-            clip_fraction = (th.abs(ratio - 1) > clip_range).float().mean()
-        losses = {
-            "loss": loss,
-            "pg": policy_loss,
-            "ext_v": value_losses[0],
-            "ent": entropy_loss,
-            "kl": approx_kl,
-            "clip": clip_fraction,
-        }
-        if len(value_losses) > 1:
-            losses["int_v"] = value_losses[1]
-        return losses
+        return ppo_losses(
+            values,
+            log_prob,
+            entropy,
+            real(batch.old_values),
+            real(batch.old_log_prob),
+            real(batch.advantages),
+            real(batch.returns),
+            clip_range,
+            clip_range_vf,
+            self.ent_coef,
+            self.vf_coef,
+            self.normalize_advantage,
+        )
 
     def _log_train(
         self, logs: dict[str, list[float]], rollout: SequenceBatch, clip_range: float, clip_range_vf: float | None
