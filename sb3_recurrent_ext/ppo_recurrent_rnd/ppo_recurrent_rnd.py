@@ -347,10 +347,8 @@ class RecurrentPPORND(OnPolicyAlgorithm):
             for batch in rollout.minibatches(self._sequences_per_minibatch(rollout.n_seq)):
                 losses = self._minibatch_losses(batch, clip_range, clip_range_vf)
                 loss, approx_kl = losses["loss"], losses["kl"]
-                for key in ("pg", "ext_v", "int_v", "ent", "clip"):
-                    if key in losses:
-                        logs[key].append(losses[key].item())
-                logs["kl"].append(approx_kl.item())
+                for key in logs.keys() & losses.keys():
+                    logs[key].append(losses[key].item())
                 if self.target_kl is not None and approx_kl > 1.5 * self.target_kl:
                     continue_training = False
                     if self.verbose >= 1:

@@ -228,16 +228,23 @@ class RecurrentNet(nn.Module):
                 lengths = th.as_tensor(lengths, device=x.device).long()
             output, final = gru_sequence(features, state.h, gru_weights(cast(nn.GRU, self.rnn)), lengths)
             return self.out_activation(_zero_past_lengths(output, lengths)), RecurrentState((final,))
+        output, final_state = self._forward_torch(features, state, lengths)
+        return self.out_activation(output), final_state
+
+    def _forward_torch(
+        self, features: th.Tensor, state: RecurrentState, lengths: th.Tensor | None
+    ) -> tuple[th.Tensor, RecurrentState]:
+        """``nn.LSTM``/``nn.RNN`` (and ``nn.GRU`` where ours does not apply) over ``(batch, time, F')`` features."""
         if lengths is None:
             output, final = self.rnn(features, state.for_rnn())
-            return self.out_activation(output), RecurrentState.from_rnn(final)
+            return output, RecurrentState.from_rnn(final)
         lengths = th.as_tensor(lengths).cpu().long()
         # a packed batch stops each sequence at its length (packing needs lengths >= 1)
         packed = nn.utils.rnn.pack_padded_sequence(features, lengths.clamp(min=1), batch_first=True, enforce_sorted=False)
         packed_output, final = self.rnn(packed, state.for_rnn())
-        output, _ = nn.utils.rnn.pad_packed_sequence(packed_output, batch_first=True, total_length=time)
+        output, _ = nn.utils.rnn.pad_packed_sequence(packed_output, batch_first=True, total_length=features.shape[1])
         final_state = RecurrentState.from_rnn(final)
-        empty = (lengths == 0).to(x.device)
+        empty = (lengths == 0).to(features.device)
         if empty.any():
             # (1, batch, 1): keep the given state where there was nothing to run
             keep = empty.view(1, -1, 1)
@@ -245,7 +252,7 @@ class RecurrentNet(nn.Module):
                 tuple(th.where(keep, old, new) for old, new in zip(state.tensors, final_state.tensors, strict=True))
             )
             output = output * (~empty).view(-1, 1, 1)
-        return self.out_activation(output), final_state
+        return output, final_state
 
     def _forward_parallel(
         self, x: th.Tensor, state: RecurrentState, lengths: th.Tensor | None, episode_starts: th.Tensor | None
