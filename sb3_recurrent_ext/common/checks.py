@@ -39,7 +39,7 @@ def check_range(value: object, argument: str) -> tuple[float, float]:
     """A ``(low, high)`` pair of numbers with ``low < high``, as floats."""
     if isinstance(value, list | tuple) and len(value) == 2:
         try:
-            low, high = float(value[0]), float(value[1])  # type: ignore[arg-type]
+            low, high = float(value[0]), float(value[1])
         except (TypeError, ValueError):
             pass
         else:

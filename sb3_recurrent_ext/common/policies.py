@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch as th
@@ -135,19 +135,27 @@ class RecurrentPredictMixin:
     which resets the state where an episode starts and returns ``(actions, next_state)``.
     """
 
+    # provided by SB3's BasePolicy, which every class using this mixin also derives from
     action_space: spaces.Space
     device: th.device
     squash_output: bool
+    if TYPE_CHECKING:
+
+        def set_training_mode(self, mode: bool) -> None: ...
+
+        def obs_to_tensor(self, observation: np.ndarray | dict[str, np.ndarray]) -> tuple[PyTorchObs, bool]: ...
+
+        def unscale_action(self, scaled_action: np.ndarray) -> np.ndarray: ...
 
     def initial_state(self, n_envs: int) -> RecurrentState:
         raise NotImplementedError
 
-    def _predict(  # type: ignore[override]
+    def _predict(
         self, observation: PyTorchObs, state: RecurrentState, episode_start: th.Tensor, deterministic: bool = False
     ) -> tuple[th.Tensor, RecurrentState]:
         raise NotImplementedError
 
-    def predict(  # type: ignore[override]
+    def predict(
         self,
         observation: np.ndarray | dict[str, np.ndarray],
         state: tuple[np.ndarray, ...] | None = None,
@@ -161,8 +169,8 @@ class RecurrentPredictMixin:
         :param episode_start: ``(n_envs,)`` True where an episode starts (its state is zeroed).
         :param deterministic: take the most likely (greedy) action.
         """
-        self.set_training_mode(False)  # type: ignore[attr-defined]
-        obs_tensor, vectorized_env = self.obs_to_tensor(observation)  # type: ignore[attr-defined]
+        self.set_training_mode(False)
+        obs_tensor, vectorized_env = self.obs_to_tensor(observation)
         n_envs = (next(iter(obs_tensor.values())) if isinstance(obs_tensor, dict) else obs_tensor).shape[0]
         template = self.initial_state(n_envs)
         hidden = template if state is None else _checked_state(state, template, self.device)
@@ -175,10 +183,10 @@ class RecurrentPredictMixin:
             actions_tensor, new_state = self._predict(
                 obs_tensor, hidden, th.as_tensor(starts.reshape(n_envs), device=self.device), deterministic=deterministic
             )
-        actions = actions_tensor.cpu().numpy().reshape((-1, *self.action_space.shape))  # type: ignore[misc, arg-type]
+        actions = actions_tensor.cpu().numpy().reshape((-1, *(self.action_space.shape or ())))
         if isinstance(self.action_space, spaces.Box):
             if self.squash_output:
-                actions = self.unscale_action(actions)  # type: ignore[attr-defined]
+                actions = self.unscale_action(actions)
             else:
                 actions = np.clip(actions, self.action_space.low, self.action_space.high)
         if not vectorized_env:

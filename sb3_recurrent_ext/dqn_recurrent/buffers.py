@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch as th
@@ -93,6 +93,15 @@ class SequenceReplayBufferMixin:
     dones: np.ndarray
     timeouts: np.ndarray
     handle_timeout_termination: bool
+    if TYPE_CHECKING:
+
+        @staticmethod
+        def _normalize_obs(
+            obs: np.ndarray | dict[str, np.ndarray], env: VecNormalize | None = None
+        ) -> np.ndarray | dict[str, np.ndarray]: ...
+
+        @staticmethod
+        def _normalize_reward(reward: np.ndarray, env: VecNormalize | None = None) -> np.ndarray: ...
 
     def __init__(
         self,
@@ -193,13 +202,12 @@ class SequenceReplayBufferMixin:
         """Observations padded into ``index``'s sequences, normalised by ``env`` if given (as SB3 samples)."""
         if isinstance(self.observations, dict):
             padded = {key: index.pad(value) for key, value in self.observations.items()}
-            normalized = self._normalize_obs(padded, env)  # type: ignore[attr-defined]
+            normalized = self._normalize_obs(padded, env)
+            assert isinstance(normalized, dict)  # a dict in, a dict out
             return {key: th.as_tensor(value, device=self.device) for key, value in normalized.items()}
-        return th.as_tensor(self._normalize_obs(index.pad(self.observations), env), device=self.device)  # type: ignore[attr-defined]
+        return th.as_tensor(self._normalize_obs(index.pad(self.observations), env), device=self.device)
 
-    def sample(  # type: ignore[override]
-        self, batch_size: int, env: VecNormalize | None = None, beta: float = 0.6
-    ) -> SequenceReplaySamples:
+    def sample(self, batch_size: int, env: VecNormalize | None = None, beta: float = 0.6) -> SequenceReplaySamples:
         """Sample ``batch_size`` sequences (proportionally to priority), with burn-in and importance weights.
 
         :param env: a ``VecNormalize`` whose statistics normalise the observations and rewards.
@@ -219,7 +227,7 @@ class SequenceReplayBufferMixin:
         return SequenceReplaySamples(
             observations=observations,
             actions=to_tensor(index.pad(self.actions.reshape(self.buffer_size, self.n_envs, -1))[..., 0], th.long),
-            rewards=to_tensor(self._normalize_reward(index.pad(self.rewards), env), th.float32),  # type: ignore[attr-defined]
+            rewards=to_tensor(self._normalize_reward(index.pad(self.rewards), env), th.float32),
             mask=to_tensor(window.mask, th.bool),
             lengths=to_tensor(window.lengths, th.long),
             terminated=to_tensor(window.terminated, th.bool),
@@ -272,7 +280,7 @@ class SequenceReplayBufferMixin:
         source = (window.last_position[room], envs[room])
         next_obs = self.next_observations
         terminal = {key: value[source] for key, value in next_obs.items()} if isinstance(next_obs, dict) else next_obs[source]
-        terminal = self._normalize_obs(terminal, env)  # type: ignore[attr-defined]
+        terminal = self._normalize_obs(terminal, env)
         if isinstance(observations, dict):
             for key in observations:
                 observations[key][rows, slot] = th.as_tensor(terminal[key], device=self.device)

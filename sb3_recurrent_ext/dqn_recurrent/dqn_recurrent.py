@@ -87,7 +87,7 @@ class RecurrentDQN(OffPolicyAlgorithm):
     :param stats_window_size, tensorboard_log, policy_kwargs, verbose, seed, device: as in SB3.
     """
 
-    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = policy_aliases(policies)  # type: ignore[assignment]
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = policy_aliases(policies)
     policy: RecurrentDQNPolicy
     replay_buffer: SequenceReplayBufferMixin  # type: ignore[assignment]
     exploration_schedule: Schedule
@@ -209,7 +209,7 @@ class RecurrentDQN(OffPolicyAlgorithm):
         state_layout = build_recurrent_policy(self)
         if self.replay_buffer is None:
             buffer_class = sequence_replay_buffer_class(self.observation_space)
-            self.replay_buffer = buffer_class(  # type: ignore[assignment]
+            self.replay_buffer = buffer_class(
                 self.buffer_size,
                 self.observation_space,
                 self.action_space,
@@ -264,7 +264,7 @@ class RecurrentDQN(OffPolicyAlgorithm):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Epsilon-greedy actions; the net runs at every step (also while acting randomly) to carry the state."""
         assert self._last_obs is not None
-        obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
+        obs_tensor = obs_as_tensor(self._last_obs, self.device)
         starts = th.as_tensor(self._last_episode_starts, dtype=th.float32, device=self.device)
         self._state_before_step = self._last_state.reset(starts)
         with th.no_grad():
@@ -287,11 +287,12 @@ class RecurrentDQN(OffPolicyAlgorithm):
     ) -> None:
         """SB3's storage, with the state each env was in before the step and whether the step began an episode."""
         check_finite_step(new_obs, reward, self.num_timesteps)
-        self.replay_buffer.add_recurrent(self._state_before_step, self._last_episode_starts)  # type: ignore[arg-type]
+        assert self._last_episode_starts is not None  # set by _setup_learn
+        self.replay_buffer.add_recurrent(self._state_before_step, self._last_episode_starts)
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
         self._last_episode_starts = dones
 
-    def predict(  # type: ignore[override]
+    def predict(
         self,
         observation: np.ndarray | dict[str, np.ndarray],
         state: tuple[np.ndarray, ...] | None = None,

@@ -68,7 +68,7 @@ class RecurrentQNetwork(BasePolicy):
         assert isinstance(features, th.Tensor)
         return features.reshape(batch, time, -1), batch, time
 
-    def forward(self, obs: PyTorchObs, state: RecurrentState) -> tuple[th.Tensor, RecurrentState]:  # type: ignore[override]
+    def forward(self, obs: PyTorchObs, state: RecurrentState) -> tuple[th.Tensor, RecurrentState]:
         """Q-values of a batch of sequences in one recurrent call.
 
         :param obs: ``(batch, time, *obs_shape)``.
@@ -89,7 +89,7 @@ class RecurrentQNetwork(BasePolicy):
         _, final = self.rnn(features, state, lengths)
         return final
 
-    def _predict(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:  # type: ignore[override]
+    def _predict(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
         raise NotImplementedError("use RecurrentDQNPolicy, which carries the hidden state")
 
 
@@ -196,7 +196,7 @@ class RecurrentDQNPolicy(RecurrentPredictMixin, BasePolicy):
         q_values, new_state = self.q_net(sequence_obs, state)
         return q_values[:, 0], new_state
 
-    def forward(self, obs: PyTorchObs, state: RecurrentState, episode_starts: th.Tensor) -> tuple[th.Tensor, RecurrentState]:  # type: ignore[override]
+    def forward(self, obs: PyTorchObs, state: RecurrentState, episode_starts: th.Tensor) -> tuple[th.Tensor, RecurrentState]:
         """Greedy actions and the next state (the state is zeroed where an episode starts)."""
         return self._predict(obs, state, episode_starts, deterministic=True)
 

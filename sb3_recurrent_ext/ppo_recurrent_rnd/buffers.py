@@ -107,7 +107,7 @@ class RecurrentRNDRolloutBufferMixin:
         self.int_values = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
         self.int_returns = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
 
-    def add(  # type: ignore[override]
+    def add(
         self,
         obs: np.ndarray | dict[str, np.ndarray],
         action: np.ndarray,

@@ -287,7 +287,8 @@ class RecurrentActorCriticPolicy(RecurrentPredictMixin, ActorCriticPolicy):
 
     @property
     def recurrent(self) -> RecurrentMlpExtractor:
-        return self.mlp_extractor  # type: ignore[return-value]
+        assert isinstance(self.mlp_extractor, RecurrentMlpExtractor)  # built by _build_mlp_extractor
+        return self.mlp_extractor
 
     def initial_state(self, n_envs: int) -> RecurrentState:
         """The zero hidden state for ``n_envs`` envs."""
@@ -331,7 +332,7 @@ class RecurrentActorCriticPolicy(RecurrentPredictMixin, ActorCriticPolicy):
         distribution = self._get_action_dist_from_latent(latent_pi)
         actions = distribution.get_actions(deterministic=deterministic)
         log_prob = distribution.log_prob(actions)
-        actions = actions.reshape((-1, *self.action_space.shape))  # type: ignore[misc]
+        actions = actions.reshape((-1, *(self.action_space.shape or ())))
         return actions, self.value_net(latent_vf), log_prob, new_state
 
     def predict_values(  # type: ignore[override]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import numpy as np
 import torch as th
@@ -92,7 +92,7 @@ class RecurrentPPORND(OnPolicyAlgorithm):
     :param stats_window_size, tensorboard_log, policy_kwargs, verbose, seed, device: as in SB3.
     """
 
-    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = policy_aliases(policies)  # type: ignore[assignment]
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = policy_aliases(policies)
     policy: RecurrentActorCriticPolicy
     rollout_buffer: RecurrentRNDRolloutBuffer
 
@@ -248,6 +248,7 @@ class RecurrentPPORND(OnPolicyAlgorithm):
     ) -> bool:
         """Collect a rollout as SB3 does, carrying each env's hidden state and storing it at every step."""
         assert self._last_obs is not None, "No previous observation was provided"
+        assert self._last_episode_starts is not None
         assert isinstance(rollout_buffer, RecurrentRNDRolloutBuffer | RecurrentRNDDictRolloutBuffer)
         self.policy.set_training_mode(False)
         n_steps = 0
@@ -261,7 +262,7 @@ class RecurrentPPORND(OnPolicyAlgorithm):
                 self.policy.reset_noise(env.num_envs)
             # inference mode: no autograd bookkeeping at all; these tensors never enter a backward pass
             with th.inference_mode():
-                obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
+                obs_tensor = obs_as_tensor(self._last_obs, self.device)
                 episode_starts = th.as_tensor(self._last_episode_starts, dtype=th.float32, device=self.device)
                 # the policy zeroes the state where an episode starts; the buffer stores it zeroed the same way
                 state_before = state
@@ -273,9 +274,11 @@ class RecurrentPPORND(OnPolicyAlgorithm):
                     clipped_actions = self.policy.unscale_action(clipped_actions)
                 else:
                     clipped_actions = np.clip(actions, self.action_space.low, self.action_space.high)
-            new_obs, rewards, dones, infos = env.step(clipped_actions)
+            step_obs, rewards, dones, infos = env.step(clipped_actions)
+            # VecEnvObs also allows tuples, which SB3's algorithms refuse at construction (no Tuple spaces)
+            new_obs = cast(np.ndarray | dict[str, np.ndarray], step_obs)
             self.num_timesteps += env.num_envs
-            check_finite_step(new_obs, rewards, self.num_timesteps)  # type: ignore[arg-type]
+            check_finite_step(new_obs, rewards, self.num_timesteps)
             callback.update_locals(locals())
             if not callback.on_step():
                 return False
@@ -293,20 +296,20 @@ class RecurrentPPORND(OnPolicyAlgorithm):
                         )[0, 0]
                     rewards[idx] += self.gamma * terminal_value.item()
             rollout_buffer.add(
-                self._last_obs,  # type: ignore[arg-type]
+                self._last_obs,
                 actions,
                 rewards,
-                self._last_episode_starts,  # type: ignore[arg-type]
+                self._last_episode_starts,
                 values,
                 log_probs,
                 hidden_state=state_before,
             )
-            self._last_obs = new_obs  # type: ignore[assignment]
+            self._last_obs = new_obs
             self._last_episode_starts = dones
         self._last_state = state
         with th.no_grad():
             last_values = self.policy.predict_values(
-                obs_as_tensor(new_obs, self.device),  # type: ignore[arg-type]
+                obs_as_tensor(new_obs, self.device),
                 state,
                 th.as_tensor(dones, dtype=th.float32, device=self.device),
             )
@@ -478,4 +481,4 @@ class RecurrentPPO(RecurrentPPORND):
     not mention ``use_rnd`` gets no RND."""
 
     # the parent's signature with another default, so inspect (and --enqueue-config) see every argument
-    __init__ = functools.partialmethod(RecurrentPPORND.__init__, use_rnd=False)  # type: ignore[assignment]
+    __init__ = functools.partialmethod(RecurrentPPORND.__init__, use_rnd=False)

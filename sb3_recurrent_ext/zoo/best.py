@@ -62,7 +62,8 @@ def best_trial(study: optuna.Study, trial_number: int | None = None) -> optuna.t
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not complete:
         raise ValueError(f"study {study.study_name!r} has no complete trial with a value")
-    return max(complete, key=lambda trial: trial.value)  # type: ignore[arg-type, return-value]
+    # a COMPLETE single-objective trial has a value
+    return max(complete, key=lambda trial: float(trial.value or 0.0))
 
 
 def entry_yaml(env_id: str, entry: dict[str, Any], source: str) -> str:

@@ -71,7 +71,7 @@ class _GRULayer(th.autograd.Function):
     """One GRU layer over ``(T, B, I)`` time-major inputs from ``h0`` ``(B, H)``; returns ``(T, B, H)``."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, x: th.Tensor, h0: th.Tensor, w_ih: th.Tensor, w_hh: th.Tensor, b_ih: th.Tensor, b_hh: th.Tensor
     ) -> th.Tensor:
         steps, batch, hidden = x.shape[0], x.shape[1], h0.shape[1]
@@ -83,7 +83,7 @@ class _GRULayer(th.autograd.Function):
         return hs
 
     @staticmethod
-    def backward(ctx: Any, grad_hs: th.Tensor) -> tuple[th.Tensor, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad_hs: th.Tensor) -> tuple[th.Tensor, ...]:
         x, h0, w_ih, w_hh, b_hh, input_gates, hs = ctx.saved_tensors
         steps, batch, hidden = hs.shape
         # the gates again, for all steps at once: (T, B, H) each
