@@ -138,23 +138,29 @@ def report(out: Path) -> None:
         task_runs = [run for run in runs if run["task"] == task]
         budgets = sorted({run["timesteps"] for run in task_runs})
         lines += [f"## {task}", "", f"budget {budgets} steps; random play: {random_return(task):.3f}", ""]
-        lines += ["| contender | seeds | mean ± std | IQM [95% CI] | per seed | median fps | median wall time (s) |"]
-        lines += ["|---|---|---|---|---|---|---|"]
-        for name in CONTENDERS:
-            mine = sorted((run for run in task_runs if run["contender"] == name), key=lambda run: run["seed"])
-            if not mine:
-                continue
-            scores = np.array([run["eval"] for run in mine])
-            iqm, low, high = iqm_with_ci(scores)
-            per_seed = ", ".join(f"{run['seed']}: {run['eval']:.3f}" for run in mine)
-            lines.append(
-                f"| {name} | {len(mine)} | {scores.mean():.3f} ± {scores.std():.3f} | {iqm:.3f} [{low:.3f}, {high:.3f}] "
-                f"| {per_seed} | {np.median([r['fps'] for r in mine]):.0f} | {np.median([r['wall_s'] for r in mine]):.0f} |"
-            )
+        lines += ["| steps | contender | seeds | mean ± std | IQM [95% CI] | per seed | median fps | median wall time (s) |"]
+        lines += ["|---|---|---|---|---|---|---|---|"]
+        # one row per budget and contender, the largest budget first: runs of different lengths never mix
+        for budget in reversed(budgets):
+            for name in CONTENDERS:
+                mine = [run for run in task_runs if run["contender"] == name and run["timesteps"] == budget]
+                if mine:
+                    lines.append(f"| {budget // 1000}k | {name} | " + _row(sorted(mine, key=lambda run: run["seed"])))
         lines += ["", f"![{task}](popgym_{task}_curves.png)", ""]
         plot_curves(task_runs, out / f"popgym_{task}_curves.png", task)
     (out / "popgym.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def _row(runs: list[dict[str, Any]]) -> str:
+    """The table cells of one contender's runs at one budget, from ``seeds`` on."""
+    scores = np.array([run["eval"] for run in runs])
+    iqm, low, high = iqm_with_ci(scores)
+    per_seed = ", ".join(f"{run['seed']}: {run['eval']:.3f}" for run in runs)
+    return (
+        f"{len(runs)} | {scores.mean():.3f} ± {scores.std():.3f} | {iqm:.3f} [{low:.3f}, {high:.3f}] | {per_seed} "
+        f"| {np.median([r['fps'] for r in runs]):.0f} | {np.median([r['wall_s'] for r in runs]):.0f} |"
+    )
 
 
 def plot_curves(task_runs: list[dict[str, Any]], path: Path, task: str) -> None:
