@@ -173,20 +173,38 @@ class FFM(nn.Module):
         batch, time = x.shape[:2]
         m, c, hidden = self.memory_size, self.context_size, self.hidden_size
         keep = _keep_past(episode_starts, x).unsqueeze(-1)  # (batch, time, 1, 1) or ()
+        one_step = time == 1 and episode_starts is None and lengths is None
         finals = []
         for layer in range(self.num_layers):
             thru, u, in_gate, out_gate = self.pre[layer](x).split([hidden, m, m, hidden], dim=-1)
             u = (u * th.sigmoid(in_gate)).unsqueeze(-1).expand(batch, time, m, c)
-            gamma = th.exp(th.complex(-self.decay[layer].abs(), self.frequency[layer]))  # (m, c)
-            initial = state[layer].view(batch, 2, m, c)
-            decays = gamma if episode_starts is None else (gamma * keep.to(gamma.dtype)).expand(batch, time, m, c)
-            traces = linear_scan(decays, u.to(gamma.dtype), th.complex(initial[:, 0], initial[:, 1]))  # complex
-            # (batch, time, m, c) complex -> (batch, time, 2 m c) real: [Re ..., Im ...]
-            real_traces = th.cat([traces.real.reshape(batch, time, -1), traces.imag.reshape(batch, time, -1)], dim=-1)
+            if one_step:
+                real_traces = self._step_real(layer, u[:, 0], state[layer]).unsqueeze(1)
+            else:
+                gamma = th.exp(th.complex(-self.decay[layer].abs(), self.frequency[layer]))  # (m, c)
+                initial = state[layer].view(batch, 2, m, c)
+                decays = gamma if episode_starts is None else (gamma * keep.to(gamma.dtype)).expand(batch, time, m, c)
+                traces = linear_scan(decays, u.to(gamma.dtype), th.complex(initial[:, 0], initial[:, 1]))  # complex
+                # (batch, time, m, c) complex -> (batch, time, 2 m c) real: [Re ..., Im ...]
+                real_traces = th.cat([traces.real.reshape(batch, time, -1), traces.imag.reshape(batch, time, -1)], dim=-1)
             finals.append(_after_last_real_step(real_traces, state[layer], lengths))
             gate = th.sigmoid(out_gate)
             x = self.norm(self.mix[layer](real_traces)) * gate + thru * (1.0 - gate)
         return x, th.stack(finals)
+
+    def _step_real(self, layer: int, u: th.Tensor, state: th.Tensor) -> th.Tensor:
+        """One step of the trace in real arithmetic: ``(batch, m, c)`` input, ``(batch, 2 m c)`` state -> new state.
+
+        Why: acting steps one at a time, and a graph without complex numbers exports to ONNX (which has none).
+        ``gamma * S = |gamma| (cos w + i sin w)(Re S + i Im S)``.
+        """
+        batch = u.shape[0]
+        magnitude = th.exp(-self.decay[layer].abs())  # (m, 1)
+        cos, sin = magnitude * th.cos(self.frequency[layer]), magnitude * th.sin(self.frequency[layer])  # (m, c)
+        real, imag = state.view(batch, 2, self.memory_size, self.context_size).unbind(1)
+        new_real = cos * real - sin * imag + u
+        new_imag = sin * real + cos * imag
+        return th.cat([new_real.reshape(batch, -1), new_imag.reshape(batch, -1)], dim=-1)
 
 
 # cell name -> module class; the names RecurrentNet accepts besides torch's GRU, LSTM and RNN
