@@ -2,7 +2,8 @@
 
 Every (task, seed, contender) run appends one JSON line to ``<out>/popgym_runs.jsonl`` as soon as it finishes, so
 a stopped run loses only the run in progress and several processes (one per core) can share the work
-(``--tasks``, ``--only``). ``--report`` rebuilds ``<out>/popgym.md`` and the learning-curve PNGs from that file:
+(``--tasks``, ``--only``). ``--report`` rebuilds ``<out>/popgym.md`` (headed by ``<out>/popgym_status.md`` if
+present) and the learning-curve PNGs from that file:
 per task, mean ± std, IQM with a 95% stratified bootstrap confidence interval over seeds (rliable, Agarwal et al.,
 NeurIPS 2021), every seed, fps and wall time, and where random play lands.
 """
@@ -123,9 +124,13 @@ def iqm_with_ci(scores: np.ndarray) -> tuple[float, float, float]:
 
 def report(out: Path) -> None:
     runs = [json.loads(line) for line in (out / "popgym_runs.jsonl").read_text().splitlines() if line.strip()]
+    # a hand-written status of the figures (what ran, under which load), kept across regenerations
+    status_file = out / "popgym_status.md"
+    status = [status_file.read_text().strip(), ""] if status_file.exists() else []
     lines = [
         "# Memory suite: popgym Easy tasks and MiniGrid-MemoryS7",
         "",
+        *status,
         f"- written by `python {' '.join(sys.argv)}` on {datetime.date.today()}; runs from `popgym_runs.jsonl`",
         f"- machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}; torch {th.__version__}, one torch "
         "thread per run, two runs at a time",
