@@ -5,7 +5,7 @@ step backwards; at 8 sequences x 32 steps (H=64, one thread) a forward + backwar
 LSTM's 3.4 ms (oneDNN). Here the input projections of all steps are one matmul, the time loop (TorchScript) does
 only the hidden update, and the backward loop carries ``dh`` with three ops per step: every gate derivative that
 does not depend on ``dh`` is computed for all steps at once before the loop, and the weight gradients are one
-matmul each after it. Measured in ``benchmarks/gru_speed.md``.
+matmul each after it. Measured in ``benchmarks/cell_speed.md`` (``scripts/benchmark.py --suite cells``).
 
 The result equals ``nn.GRU``'s up to float rounding (the same formula, torch's gate order ``r, z, n``):
 

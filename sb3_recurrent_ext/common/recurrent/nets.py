@@ -210,9 +210,7 @@ class RecurrentNet(nn.Module):
         batch, time = x.shape[0], x.shape[1]
         if state is None:
             state = self.initial_state(batch, x.device)
-        if self.parallel:
-            return self._forward_parallel(x, state, lengths, episode_starts)
-        if episode_starts is not None:
+        if episode_starts is not None and not self.parallel:
             raise ValueError(
                 f"episode_starts inside a sequence need a cell that resets in parallel (FFM, MinGRU), not "
                 f"cell_type={self.cell_type!r}; cut the sequences at episode starts instead"
@@ -223,13 +221,18 @@ class RecurrentNet(nn.Module):
             return self.out_activation(output.unsqueeze(1)), final_state
         # (batch, time, F) -> (batch * time, F) -> MLP -> (batch, time, F')
         features = self.fc(x.reshape(batch * time, -1)).reshape(batch, time, -1)
-        if self.cell_type == "GRU" and self._cells_match_rnn():
-            if lengths is not None:
-                lengths = th.as_tensor(lengths, device=x.device).long()
+        own_gru = self.cell_type == "GRU" and self._cells_match_rnn()
+        if not (self.parallel or own_gru):
+            output, final_state = self._forward_torch(features, state, lengths)
+            return self.out_activation(output), final_state
+        # this package's cells (FFM, minGRU, and the GRU's gru_sequence): one state tensor, lengths on the device
+        if lengths is not None:
+            lengths = th.as_tensor(lengths, device=x.device).long()
+        if self.parallel:
+            output, final = self.rnn(features, state.h, episode_starts, lengths)
+        else:
             output, final = gru_sequence(features, state.h, gru_weights(cast(nn.GRU, self.rnn)), lengths)
-            return self.out_activation(_zero_past_lengths(output, lengths)), RecurrentState((final,))
-        output, final_state = self._forward_torch(features, state, lengths)
-        return self.out_activation(output), final_state
+        return self.out_activation(_zero_past_lengths(output, lengths)), RecurrentState((final,))
 
     def _forward_torch(
         self, features: th.Tensor, state: RecurrentState, lengths: th.Tensor | None
@@ -253,17 +256,6 @@ class RecurrentNet(nn.Module):
             )
             output = output * (~empty).view(-1, 1, 1)
         return output, final_state
-
-    def _forward_parallel(
-        self, x: th.Tensor, state: RecurrentState, lengths: th.Tensor | None, episode_starts: th.Tensor | None
-    ) -> tuple[th.Tensor, RecurrentState]:
-        batch, time = x.shape[0], x.shape[1]
-        # (batch, time, F) -> (batch * time, F) -> MLP -> (batch, time, F')
-        features = self.fc(x.reshape(batch * time, -1)).reshape(batch, time, -1)
-        if lengths is not None:
-            lengths = th.as_tensor(lengths, device=x.device).long()
-        output, final = self.rnn(features, state.h, episode_starts, lengths)
-        return self.out_activation(_zero_past_lengths(output, lengths)), RecurrentState((final,))
 
     def _cells_match_rnn(self) -> bool:
         """Whether torch's cell functions compute exactly what ``self.rnn`` does for one step.

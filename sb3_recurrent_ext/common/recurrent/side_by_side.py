@@ -77,13 +77,14 @@ def run_side_by_side(
     wide_weights: list[LayerWeights] = []
     layer_pairs = zip(gru_weights(cast(nn.GRU, first.rnn)), gru_weights(cast(nn.GRU, second.rnn)), strict=True)
     for layer, (first_layer, second_layer) in enumerate(layer_pairs):
-        w_ih, w_hh, b_ih, b_hh = (
-            _side_by_side_weight(first_layer[0], second_layer[0], hidden, shared_input=layer == 0 and shared_input),
-            _side_by_side_weight(first_layer[1], second_layer[1], hidden, shared_input=False),
-            _side_by_side_bias(first_layer[2], second_layer[2], hidden),
-            _side_by_side_bias(first_layer[3], second_layer[3], hidden),
+        wide_weights.append(
+            (
+                _side_by_side_weight(first_layer[0], second_layer[0], hidden, shared_input=layer == 0 and shared_input),
+                _side_by_side_weight(first_layer[1], second_layer[1], hidden, shared_input=False),
+                _side_by_side_bias(first_layer[2], second_layer[2], hidden),
+                _side_by_side_bias(first_layer[3], second_layer[3], hidden),
+            )
         )
-        wide_weights.append((w_ih, w_hh, b_ih, b_hh))
     # (L, batch, H) twice -> (L, batch, 2H)
     output, final = gru_sequence(wide_input, th.cat([first_state.h, second_state.h], dim=2), wide_weights)
     return (
