@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from sb3_recurrent_ext.common.checks import check_positive_int, check_range, check_unit_interval, closest_hint
+from sb3_recurrent_ext.common.checks import (
+    check_positive_int,
+    check_positive_number,
+    check_range,
+    check_unit_interval,
+    closest_hint,
+)
 
 
 def test_check_range_accepts_ordered_pairs_of_numbers():
@@ -26,3 +32,10 @@ def test_positive_int_and_unit_interval():
     with pytest.raises(ValueError, match=r"p=1\.5"):
         check_unit_interval(1.5, "p")
     assert closest_hint("lstn", ["gru", "lstm"]) == "; did you mean 'lstm'?"
+
+
+def test_positive_number():
+    assert check_positive_number(np.float32(0.5), "lr") == 0.5 and check_positive_number(3, "lr") == 3.0
+    for bad in (0, -1e-3, "0.1", True, None, float("nan")):
+        with pytest.raises(ValueError, match=r"lr=.* must be a positive number"):
+            check_positive_number(bad, "lr")

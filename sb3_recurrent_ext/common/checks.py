@@ -28,6 +28,13 @@ def check_positive_int(value: object, argument: str) -> int:
     return int(value)
 
 
+def check_positive_number(value: object, argument: str, allowed: str = "a positive number") -> float:
+    """``value`` as a ``float`` if it is a real number > 0 (``"0.01"``, a string, is not)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating) or not value > 0:
+        raise ValueError(f"{argument}={value!r} must be {allowed}")
+    return float(value)
+
+
 def check_unit_interval(value: object, argument: str) -> float:
     """``value`` as a ``float`` if it is a real number in [0, 1] (``"0.99"``, a string, is not)."""
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating) or not 0.0 <= value <= 1.0:

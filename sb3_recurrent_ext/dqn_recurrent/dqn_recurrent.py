@@ -16,7 +16,13 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import LinearSchedule, get_parameters_by_name, obs_as_tensor, polyak_update
 
-from sb3_recurrent_ext.common.checks import check_finite_step, check_policy_class, check_positive_int, check_unit_interval
+from sb3_recurrent_ext.common.checks import (
+    check_finite_step,
+    check_policy_class,
+    check_positive_int,
+    check_positive_number,
+    check_unit_interval,
+)
 from sb3_recurrent_ext.common.policies import build_recurrent_policy, policy_aliases
 from sb3_recurrent_ext.dqn_recurrent import policies
 from sb3_recurrent_ext.dqn_recurrent.buffers import (
@@ -147,8 +153,7 @@ class RecurrentDQN(OffPolicyAlgorithm):
         self.priority_eta = check_unit_interval(priority_eta, "priority_eta")
         if priority_alpha < 0:
             raise ValueError(f"priority_alpha={priority_alpha!r} must be >= 0")
-        if value_rescale_eps <= 0:
-            raise ValueError(f"value_rescale_eps={value_rescale_eps!r} must be > 0")
+        check_positive_number(value_rescale_eps, "value_rescale_eps", "> 0")
         if loss_fn not in LOSSES:
             raise ValueError(f"loss_fn={loss_fn!r} is not available; allowed values: {list(LOSSES)}")
         for name, eps in (

@@ -20,7 +20,7 @@ from typing import Any
 import torch as th
 import yaml
 
-from sb3_recurrent_ext.common.checks import check_positive_int, check_unit_interval, closest_hint
+from sb3_recurrent_ext.common.checks import check_positive_int, check_positive_number, check_unit_interval, closest_hint
 from sb3_recurrent_ext.common.recurrent.nets import (
     resolve_activation,
     resolve_cell_type,
@@ -151,10 +151,7 @@ def _optimizer_kwargs(net: Mapping[str, Any], policy_kwargs: dict[str, Any]) -> 
             )
         policy_kwargs["optimizer_class"] = getattr(th.optim, name)
         if "lr" in optim_spec:
-            lr = optim_spec.pop("lr")
-            if isinstance(lr, bool) or not isinstance(lr, int | float) or lr <= 0:
-                raise ValueError(f"optim_spec lr={lr!r} must be a positive number")
-            kwargs["learning_rate"] = float(lr)
+            kwargs["learning_rate"] = check_positive_number(optim_spec.pop("lr"), "optim_spec lr")
         if optim_spec:
             _check_optimizer_kwargs(name, optim_spec)
             policy_kwargs["optimizer_kwargs"] = optim_spec
@@ -234,10 +231,9 @@ def net_spec_to_kwargs(spec: Mapping[str, Any] | str | os.PathLike, algo: str = 
     if "seq_len" in net:
         kwargs["seq_len"] = check_positive_int(net["seq_len"], "seq_len")
     if net.get("clip_grad_val") is not None:
-        clip = net["clip_grad_val"]
-        if isinstance(clip, bool) or not isinstance(clip, int | float) or clip <= 0:
-            raise ValueError(f"clip_grad_val={clip!r} must be a positive number (gradient norm) or null")
-        kwargs["max_grad_norm"] = float(clip)
+        kwargs["max_grad_norm"] = check_positive_number(
+            net["clip_grad_val"], "clip_grad_val", "a positive number (gradient norm) or null"
+        )
     if "gpu" in net:
         if not isinstance(net["gpu"], bool):
             raise ValueError(f"gpu={net['gpu']!r} must be true or false (a YAML/JSON boolean, not a string)")
