@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -28,20 +29,19 @@ def main() -> None:
     register()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-
-    def save_figures(*_args: object, **_kwargs: object) -> None:
-        for i, number in enumerate(plt.get_fignums()):
-            path = out if i == 0 else out.with_name(f"{out.stem}_{i}{out.suffix}")
-            plt.figure(number).savefig(path, dpi=100, bbox_inches="tight")
-            written.append(path)
-        plt.close("all")
-
-    plt.show = save_figures  # type: ignore[assignment]
     from rl_zoo3.plots.plot_train import plot_train
 
     sys.argv = [sys.argv[0], *zoo_argv]
-    plot_train()
+    # with the Agg backend plt.show() shows nothing, so the figures plot_train drew are still open here
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*non-interactive.*")
+        plot_train()
+    written: list[Path] = []
+    for i, number in enumerate(plt.get_fignums()):
+        path = out if i == 0 else out.with_name(f"{out.stem}_{i}{out.suffix}")
+        plt.figure(number).savefig(path, dpi=100, bbox_inches="tight")
+        written.append(path)
+    plt.close("all")
     print("wrote", ", ".join(str(path) for path in written))
 
 

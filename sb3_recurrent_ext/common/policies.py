@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -9,6 +10,7 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import PyTorchObs
 from torch import nn
 
@@ -77,6 +79,13 @@ def build_recurrent_policy(algorithm: BaseAlgorithm, **policy_arguments: Any) ->
     )
     algorithm.policy = policy.to(algorithm.device)
     return StateLayout.of(policy.initial_state(1))
+
+
+def make_optimizer(policy: BasePolicy, parameters: Iterable[nn.Parameter], learning_rate: float) -> th.optim.Optimizer:
+    """``policy.optimizer_class`` with ``policy.optimizer_kwargs`` over ``parameters``, as SB3's ``_build`` makes it."""
+    # SB3 types optimizer_class as type[Optimizer], whose __init__ declares no lr; the classes it holds take one
+    optimizer_class: Callable[..., th.optim.Optimizer] = policy.optimizer_class
+    return optimizer_class(parameters, lr=learning_rate, **policy.optimizer_kwargs)
 
 
 def with_cell(base: type, cell: str, name: str, module: str) -> type:

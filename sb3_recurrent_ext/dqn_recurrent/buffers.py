@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch as th
@@ -49,7 +49,7 @@ class SequenceReplaySamples:
 
 
 class _Window(NamedTuple):
-    """The learning part of sampled sequences (see :meth:`SequenceReplayBufferMixin._learning_window`)."""
+    """The learning part of sampled sequences (see :meth:`SequenceReplayBuffer._learning_window`)."""
 
     sequence_index: SequenceIndex  # pads buffer rows into (batch, T)
     mask: np.ndarray  # (batch, T) real steps
@@ -59,8 +59,8 @@ class _Window(NamedTuple):
     terminated: np.ndarray  # (batch,) ... by termination
 
 
-class SequenceReplayBufferMixin:
-    """What sequence replay adds to SB3's replay buffers.
+class SequenceReplayBuffer(ReplayBuffer):
+    """SB3's ``ReplayBuffer`` sampling padded sequences with stored states.
 
     Transitions are stored per env as SB3 stores them, with the hidden state each env was in before the
     step and the step's index in its episode. A stored sequence starts at an episode's first step and every
@@ -79,29 +79,6 @@ class SequenceReplayBufferMixin:
     :param priority_alpha: priority exponent.
     :param seed: seed of the sampling generator.
     """
-
-    # provided by SB3's ReplayBuffer / DictReplayBuffer
-    buffer_size: int
-    n_envs: int
-    pos: int
-    full: bool
-    device: th.device
-    observations: Any
-    next_observations: Any
-    actions: np.ndarray
-    rewards: np.ndarray
-    dones: np.ndarray
-    timeouts: np.ndarray
-    handle_timeout_termination: bool
-    if TYPE_CHECKING:
-
-        @staticmethod
-        def _normalize_obs(
-            obs: np.ndarray | dict[str, np.ndarray], env: VecNormalize | None = None
-        ) -> np.ndarray | dict[str, np.ndarray]: ...
-
-        @staticmethod
-        def _normalize_reward(reward: np.ndarray, env: VecNormalize | None = None) -> np.ndarray: ...
 
     def __init__(
         self,
@@ -164,7 +141,7 @@ class SequenceReplayBufferMixin:
         previous = self.episode_steps[(position - 1) % self.buffer_size]
         self.hidden_states[position] = states
         self.episode_steps[position] = np.where(starts | empty, 0, previous + 1)
-        super().add(obs, next_obs, action, reward, done, infos)  # type: ignore[misc]
+        super().add(obs, next_obs, action, reward, done, infos)
         self._update_sequence_starts(position, np.asarray(done, dtype=bool).reshape(self.n_envs))
 
     def _update_sequence_starts(self, position: int, done: np.ndarray) -> None:
@@ -207,7 +184,10 @@ class SequenceReplayBufferMixin:
             return {key: th.as_tensor(value, device=self.device) for key, value in normalized.items()}
         return th.as_tensor(self._normalize_obs(index.pad(self.observations), env), device=self.device)
 
-    def sample(self, batch_size: int, env: VecNormalize | None = None, beta: float = 0.6) -> SequenceReplaySamples:
+    # returns sequences, not SB3's ReplayBufferSamples: only RecurrentDQN.train samples this buffer
+    def sample(  # type: ignore[override]
+        self, batch_size: int, env: VecNormalize | None = None, beta: float = 0.6
+    ) -> SequenceReplaySamples:
         """Sample ``batch_size`` sequences (proportionally to priority), with burn-in and importance weights.
 
         :param env: a ``VecNormalize`` whose statistics normalise the observations and rewards.
@@ -317,13 +297,9 @@ class SequenceReplayBufferMixin:
         return weights / weights.max()
 
 
-class SequenceReplayBuffer(SequenceReplayBufferMixin, ReplayBuffer):  # type: ignore[misc]  # sample returns sequences
-    """SB3's ``ReplayBuffer`` sampling padded sequences with stored states (see the mixin)."""
+class DictSequenceReplayBuffer(SequenceReplayBuffer, DictReplayBuffer):  # type: ignore[misc]  # sample, as above
+    """SB3's ``DictReplayBuffer`` sampling padded sequences with stored states (see ``SequenceReplayBuffer``)."""
 
 
-class DictSequenceReplayBuffer(SequenceReplayBufferMixin, DictReplayBuffer):  # type: ignore[misc]  # as above
-    """SB3's ``DictReplayBuffer`` sampling padded sequences with stored states (see the mixin)."""
-
-
-def sequence_replay_buffer_class(observation_space: spaces.Space) -> type[SequenceReplayBufferMixin]:
+def sequence_replay_buffer_class(observation_space: spaces.Space) -> type[SequenceReplayBuffer]:
     return DictSequenceReplayBuffer if isinstance(observation_space, spaces.Dict) else SequenceReplayBuffer

@@ -26,7 +26,7 @@ from sb3_recurrent_ext.common.checks import (
 from sb3_recurrent_ext.common.policies import build_recurrent_policy, policy_aliases
 from sb3_recurrent_ext.dqn_recurrent import policies
 from sb3_recurrent_ext.dqn_recurrent.buffers import (
-    SequenceReplayBufferMixin,
+    SequenceReplayBuffer,
     SequenceReplaySamples,
     sequence_replay_buffer_class,
 )
@@ -95,7 +95,7 @@ class RecurrentDQN(OffPolicyAlgorithm):
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = policy_aliases(policies)
     policy: RecurrentDQNPolicy
-    replay_buffer: SequenceReplayBufferMixin  # type: ignore[assignment]
+    replay_buffer: SequenceReplayBuffer
     exploration_schedule: Schedule
 
     def __init__(

@@ -17,7 +17,7 @@ from stable_baselines3.common.torch_layers import (
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
-from sb3_recurrent_ext.common.policies import RecurrentPredictMixin, recurrent_net_kwargs, with_cell
+from sb3_recurrent_ext.common.policies import RecurrentPredictMixin, make_optimizer, recurrent_net_kwargs, with_cell
 from sb3_recurrent_ext.common.recurrent.nets import RecurrentNet
 from sb3_recurrent_ext.common.recurrent.states import RecurrentState
 
@@ -107,6 +107,7 @@ class RecurrentDQNPolicy(RecurrentPredictMixin, BasePolicy):
 
     alias_cell_type: str | None = None
     default_features_extractor: type[BaseFeaturesExtractor] = FlattenExtractor
+    action_space: spaces.Discrete
     q_net: RecurrentQNetwork
     q_net_target: RecurrentQNetwork
 
@@ -166,7 +167,7 @@ class RecurrentDQNPolicy(RecurrentPredictMixin, BasePolicy):
         features_extractor = self.make_features_extractor()
         return RecurrentQNetwork(
             self.observation_space,
-            self.action_space,  # type: ignore[arg-type]
+            self.action_space,
             features_extractor,
             features_extractor.features_dim,
             self.net_arch,
@@ -181,7 +182,7 @@ class RecurrentDQNPolicy(RecurrentPredictMixin, BasePolicy):
         self.q_net_target = self.make_q_net()
         self.q_net_target.load_state_dict(self.q_net.state_dict())
         self.q_net_target.set_training_mode(False)
-        self.optimizer = self.optimizer_class(self.q_net.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
+        self.optimizer = make_optimizer(self, self.q_net.parameters(), lr_schedule(1))
 
     def initial_state(self, n_envs: int) -> RecurrentState:
         """The zero hidden state for ``n_envs`` envs."""

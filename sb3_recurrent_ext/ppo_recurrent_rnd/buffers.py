@@ -70,29 +70,12 @@ class SequenceBatch:
             yield self.select(sequences)
 
 
-class RecurrentRNDRolloutBufferMixin:
-    """What a recurrent, two-stream rollout buffer adds to SB3's: hidden states, intrinsic rewards/values,
-    two-stream GAE, and padded sequences.
+class RecurrentRNDRolloutBuffer(RolloutBuffer):
+    """SB3's ``RolloutBuffer`` with hidden states, intrinsic rewards/values, two-stream GAE, and padded sequences.
 
     :param state_layout: the shape of one env's hidden state (stored flat, one row per step and env); ``None``:
         one tensor of one layer of size 1.
     """
-
-    # provided by SB3's RolloutBuffer / DictRolloutBuffer
-    buffer_size: int
-    n_envs: int
-    pos: int
-    device: th.device
-    gamma: float
-    gae_lambda: float
-    rewards: np.ndarray
-    values: np.ndarray
-    returns: np.ndarray
-    advantages: np.ndarray
-    episode_starts: np.ndarray
-    actions: np.ndarray
-    log_probs: np.ndarray
-    observations: Any
 
     def __init__(self, *args: Any, state_layout: StateLayout | None = None, **kwargs: Any):
         self.state_layout = state_layout or StateLayout()
@@ -101,7 +84,7 @@ class RecurrentRNDRolloutBufferMixin:
         super().__init__(*args, **kwargs)
 
     def reset(self) -> None:
-        super().reset()  # type: ignore[misc]
+        super().reset()
         self.hidden_states = np.zeros((self.buffer_size, self.n_envs, self.state_dim), dtype=np.float32)
         self.int_rewards = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
         self.int_values = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
@@ -109,7 +92,7 @@ class RecurrentRNDRolloutBufferMixin:
 
     def add(
         self,
-        obs: np.ndarray | dict[str, np.ndarray],
+        obs: Any,
         action: np.ndarray,
         reward: np.ndarray,
         episode_start: np.ndarray,
@@ -120,6 +103,7 @@ class RecurrentRNDRolloutBufferMixin:
         """SB3's ``add(obs, action, reward, episode_start, value, log_prob)``, plus the state each env was in before
         this step (as sb3-contrib's ``add(..., lstm_states=...)``).
 
+        :param obs: an array, or a dict of arrays for the Dict buffer (whose ``add`` is next in the MRO).
         :param value: ``(n_envs, n_streams)``: the extrinsic value, then the intrinsic one when RND is on.
         :param hidden_state: the carried state, not yet zeroed at episode starts; the stored state is zero where
             an episode starts at this step.
@@ -131,7 +115,7 @@ class RecurrentRNDRolloutBufferMixin:
         if value.dim() == 2 and value.shape[1] > 1:
             self.int_values[self.pos] = value[:, 1].cpu().numpy()
             value = value[:, :1]
-        super().add(obs, action, reward, episode_start, value, log_prob)  # type: ignore[misc]
+        super().add(obs, action, reward, episode_start, value, log_prob)
 
     def compute_two_stream_returns(
         self,
@@ -199,9 +183,5 @@ class RecurrentRNDRolloutBufferMixin:
         )
 
 
-class RecurrentRNDRolloutBuffer(RecurrentRNDRolloutBufferMixin, RolloutBuffer):
-    """SB3's ``RolloutBuffer`` with hidden states, an intrinsic stream and padded sequences."""
-
-
-class RecurrentRNDDictRolloutBuffer(RecurrentRNDRolloutBufferMixin, DictRolloutBuffer):
+class RecurrentRNDDictRolloutBuffer(RecurrentRNDRolloutBuffer, DictRolloutBuffer):
     """SB3's ``DictRolloutBuffer`` with hidden states, an intrinsic stream and padded sequences."""

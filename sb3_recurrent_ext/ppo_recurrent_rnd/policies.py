@@ -20,7 +20,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
 from sb3_recurrent_ext.common.checks import ConflictingArgumentsError
-from sb3_recurrent_ext.common.policies import RecurrentPredictMixin, recurrent_net_kwargs, with_cell
+from sb3_recurrent_ext.common.policies import RecurrentPredictMixin, make_optimizer, recurrent_net_kwargs, with_cell
 from sb3_recurrent_ext.common.recurrent.nets import RecurrentNet
 from sb3_recurrent_ext.common.recurrent.side_by_side import can_run_side_by_side, run_side_by_side
 from sb3_recurrent_ext.common.recurrent.states import RecurrentState
@@ -265,7 +265,7 @@ class RecurrentActorCriticPolicy(RecurrentPredictMixin, ActorCriticPolicy):
             self.value_net = nn.Linear(self.mlp_extractor.latent_dim_vf, self.n_value_heads)
             if self.ortho_init:
                 self.value_net.apply(partial(self.init_weights, gain=1))
-            self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
+            self.optimizer = make_optimizer(self, self.parameters(), lr_schedule(1))
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()

@@ -201,7 +201,7 @@ class RecurrentPPORND(OnPolicyAlgorithm):
         buffer_class = (
             RecurrentRNDDictRolloutBuffer if isinstance(self.observation_space, spaces.Dict) else RecurrentRNDRolloutBuffer
         )
-        self.rollout_buffer = buffer_class(  # type: ignore[assignment]
+        self.rollout_buffer = buffer_class(
             self.n_steps,
             self.observation_space,
             self.action_space,
@@ -249,7 +249,7 @@ class RecurrentPPORND(OnPolicyAlgorithm):
         """Collect a rollout as SB3 does, carrying each env's hidden state and storing it at every step."""
         assert self._last_obs is not None, "No previous observation was provided"
         assert self._last_episode_starts is not None
-        assert isinstance(rollout_buffer, RecurrentRNDRolloutBuffer | RecurrentRNDDictRolloutBuffer)
+        assert isinstance(rollout_buffer, RecurrentRNDRolloutBuffer)
         self.policy.set_training_mode(False)
         n_steps = 0
         rollout_buffer.reset()
@@ -330,8 +330,9 @@ class RecurrentPPORND(OnPolicyAlgorithm):
         self.policy.set_training_mode(True)
         optimizers = [self.policy.optimizer] + ([self.rnd.optimizer] if self.use_rnd else [])
         self._update_learning_rate(optimizers)
-        clip_range = self.clip_range(self._current_progress_remaining)  # type: ignore[operator]
-        clip_range_vf = None if self.clip_range_vf is None else self.clip_range_vf(self._current_progress_remaining)  # type: ignore[operator]
+        progress = self._current_progress_remaining
+        clip_range = _scheduled(self.clip_range, progress)
+        clip_range_vf = None if self.clip_range_vf is None else _scheduled(self.clip_range_vf, progress)
         n_streams = 2 if self.use_rnd else 1
         rnd_rollout = self._rollout_rnd
         rollout = self.rollout_buffer.to_sequences(
@@ -482,3 +483,8 @@ class RecurrentPPO(RecurrentPPORND):
 
     # the parent's signature with another default, so inspect (and --enqueue-config) see every argument
     __init__ = functools.partialmethod(RecurrentPPORND.__init__, use_rnd=False)
+
+
+def _scheduled(value: float | Schedule, progress_remaining: float) -> float:
+    """A hyperparameter's value now (``_setup_model`` turns the given floats into schedules)."""
+    return value(progress_remaining) if callable(value) else value

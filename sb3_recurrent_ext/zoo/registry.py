@@ -113,7 +113,8 @@ def expand_net_spec(hyperparams: dict[str, Any], algo: str) -> dict[str, Any]:
 
 
 def _wrap_experiment_manager() -> None:
-    manager = rl_zoo3.exp_manager.ExperimentManager
+    # Any: two of its methods are replaced below, which mypy forbids on the typed class (as resume.install does)
+    manager: Any = rl_zoo3.exp_manager.ExperimentManager
     preprocess, objective = manager._preprocess_hyperparams, manager.objective
 
     @functools.wraps(preprocess)
@@ -143,8 +144,8 @@ def _wrap_experiment_manager() -> None:
         finally:
             _yaml_hyperparams.reset(token)
 
-    manager._preprocess_hyperparams = _preprocess_hyperparams  # type: ignore[method-assign]
-    manager.objective = _objective  # type: ignore[method-assign]
+    manager._preprocess_hyperparams = _preprocess_hyperparams
+    manager.objective = _objective
     resume.install(manager, lambda self: self.algo in OUR_ALGOS)
 
 

@@ -13,8 +13,10 @@ algorithms (nothing changes for rl_zoo3's own):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,24 +76,9 @@ def install(manager: Any, ours: Any) -> None:
     def _learn(self: Any, model: Any) -> None:
         if not (ours(self) and self.continue_training and model.num_timesteps > 0):
             return learn(self, model)
-        # continue the step count (and with it learning_starts, epsilon and every schedule) up to -n. rl_zoo3 calls
-        # model.learn(n_timesteps); the class's learn is swapped for that call only (not the instance's: the model's
-        # __dict__ is saved with every checkpoint)
-        remaining = max(self.n_timesteps - model.num_timesteps, 0)
-        cls, class_learn = type(model), type(model).learn
-        had_own = "learn" in cls.__dict__
-
-        def resumed_learn(model_self: Any, total_timesteps: int, **kwargs: Any) -> Any:
-            return class_learn(model_self, remaining, **{**kwargs, "reset_num_timesteps": False})
-
-        cls.learn = resumed_learn
-        try:
+        # continue the step count (and with it learning_starts, epsilon and every schedule) up to -n
+        with _learning_continued(model, remaining=max(self.n_timesteps - model.num_timesteps, 0)):
             learn(self, model)
-        finally:
-            if had_own:
-                cls.learn = class_learn
-            else:
-                del cls.learn
 
     manager.create_callbacks = _create_callbacks
     manager._load_pretrained_agent = _load_pretrained_agent
@@ -111,3 +98,26 @@ def _with_buffers(callback: Any) -> Any:
         save_vecnormalize=True,
         verbose=callback.verbose,
     )
+
+
+@contextlib.contextmanager
+def _learning_continued(model: Any, remaining: int) -> Iterator[None]:
+    """Within the block, ``model.learn(n)`` learns ``remaining`` more steps without resetting the step count.
+
+    rl_zoo3 calls ``model.learn(n_timesteps)``; the class's ``learn`` is swapped for that call only (not the
+    instance's: the model's ``__dict__`` is saved with every checkpoint).
+    """
+    cls, class_learn = type(model), type(model).learn
+    had_own = "learn" in cls.__dict__
+
+    def resumed_learn(model_self: Any, total_timesteps: int, **kwargs: Any) -> Any:
+        return class_learn(model_self, remaining, **{**kwargs, "reset_num_timesteps": False})
+
+    cls.learn = resumed_learn
+    try:
+        yield
+    finally:
+        if had_own:
+            cls.learn = class_learn
+        else:
+            del cls.learn

@@ -134,6 +134,8 @@ class RecurrentNet(nn.Module):
         self.fc = build_mlp(self.input_dim, self.fc_hid_layers, resolve_activation(hid_layers_activation))
         rnn_input = self.fc_hid_layers[-1] if self.fc_hid_layers else self.input_dim
         self.rnn = self._build_cell(rnn_input, rnn_kwargs or {})
+        # width of one layer's state tensor: the hidden size, or FFM's 2 * memory_size * context_size
+        self.state_size: int = getattr(self.rnn, "state_size", self.rnn_hidden_size)
         self.out_activation = resolve_activation(out_layer_activation, "out_layer_activation")()
 
         init = resolve_init_fn(init_fn)
@@ -166,11 +168,6 @@ class RecurrentNet(nn.Module):
             return PARALLEL_CELLS[self.cell_type](input_size, self.rnn_hidden_size, self.rnn_num_layers, **rnn_kwargs)
         except TypeError as error:
             raise ValueError(f"rnn_kwargs={rnn_kwargs!r} do not fit cell_type={self.cell_type!r}: {error}") from None
-
-    @property
-    def state_size(self) -> int:
-        """Width of one layer's state tensor: the hidden size, or FFM's ``2 * memory_size * context_size``."""
-        return self.rnn.state_size if self.parallel else self.rnn_hidden_size  # type: ignore[return-value]
 
     @property
     def output_dim(self) -> int:
