@@ -13,6 +13,7 @@ from sb3_recurrent_ext import RecurrentDQN
 from sb3_recurrent_ext.common.recurrent.states import StateLayout
 from sb3_recurrent_ext.common.sum_tree import SumTree
 from sb3_recurrent_ext.dqn_recurrent import SequenceReplayBuffer, inverse_value_rescale, n_step_targets, value_rescale
+from sb3_recurrent_ext.dqn_recurrent.targets import sequence_loss
 
 ENV_ID = "CartPoleNoVel-v1"
 
@@ -202,7 +203,7 @@ def test_burn_in_gives_no_gradient_and_one_call_per_net() -> None:
         )
         for name, net in (("online", model.policy.q_net), ("target", model.policy.q_net_target))
     ]
-    loss, priorities, _ = model.sequence_loss(batch)
+    loss, priorities, _ = sequence_loss(model, batch)
     for hook in hooks:
         hook.remove()
     learn_steps = model.seq_len + model.n_step
@@ -241,8 +242,8 @@ def test_save_load_with_and_without_replay_buffer(tmp_path) -> None:
     loaded.load_replay_buffer(tmp_path / "buffer")
     assert loaded.replay_buffer.n_sequences() == model.replay_buffer.n_sequences()
     batch = loaded.replay_buffer.sample(8)
-    loss_before = model.sequence_loss(batch)[0].item()
-    assert loaded.sequence_loss(batch)[0].item() == pytest.approx(loss_before, rel=1e-5)
+    loss_before = sequence_loss(model, batch)[0].item()
+    assert sequence_loss(loaded, batch)[0].item() == pytest.approx(loss_before, rel=1e-5)
     # resumed training continues from there (no reset of the learned values: the first loss is of the same size)
     loaded.learn(200, reset_num_timesteps=False)
     assert loaded.num_timesteps == model.num_timesteps + 200

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch as th
-import torch.nn.functional as F
 from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
@@ -27,22 +25,16 @@ from sb3_recurrent_ext.common.policies import build_recurrent_policy, policy_ali
 from sb3_recurrent_ext.dqn_recurrent import policies
 from sb3_recurrent_ext.dqn_recurrent.buffers import (
     SequenceReplayBuffer,
-    SequenceReplaySamples,
     sequence_replay_buffer_class,
 )
 from sb3_recurrent_ext.dqn_recurrent.policies import (
     RecurrentDQNPolicy,
 )
-from sb3_recurrent_ext.dqn_recurrent.targets import n_step_targets
+from sb3_recurrent_ext.dqn_recurrent.targets import LOSSES, sequence_loss
 
 SelfRecurrentDQN = TypeVar("SelfRecurrentDQN", bound="RecurrentDQN")
 
 # loss_fn name (torch.nn class names, as in SLM-Lab's loss_spec) -> elementwise loss
-LOSSES: dict[str, Callable[..., th.Tensor]] = {
-    "SmoothL1Loss": F.smooth_l1_loss,
-    "HuberLoss": F.huber_loss,
-    "MSELoss": F.mse_loss,
-}
 
 
 class RecurrentDQN(OffPolicyAlgorithm):
@@ -313,45 +305,6 @@ class RecurrentDQN(OffPolicyAlgorithm):
             actions = flat.reshape(np.shape(actions))
         return actions, next_state
 
-    def sequence_loss(self, batch: SequenceReplaySamples) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
-        """Loss of a batch of sequences: burn-in without gradient, then one call per net over the rest.
-
-        :return: the importance-weighted loss, new priorities ``(batch,)`` and the mean Q of the taken actions.
-        """
-        q_net, target_net = self.policy.q_net, self.policy.q_net_target
-        with th.no_grad():
-            online_state, target_state = batch.initial_state, batch.initial_state
-            if batch.burn_in_observations is not None:
-                online_state = q_net.burn_in(batch.burn_in_observations, batch.initial_state, batch.burn_in_lengths)
-                target_state = target_net.burn_in(batch.burn_in_observations, batch.initial_state, batch.burn_in_lengths)
-        online_q, _ = q_net(batch.observations, online_state)  # (batch, seq_len + n_step, n_actions)
-        with th.no_grad():
-            target_q, _ = target_net(batch.observations, target_state)
-            chooser = online_q if self.double_q else target_q
-            bootstrap = target_q.gather(2, chooser.argmax(dim=2, keepdim=True)).squeeze(2)
-            targets = n_step_targets(
-                batch.rewards,
-                bootstrap,
-                batch.lengths,
-                batch.terminated,
-                self.gamma,
-                self.n_step,
-                self.seq_len,
-                self.value_rescale,
-                self.value_rescale_eps,
-            )
-        # (batch, seq_len): the value of the action taken at each learning step
-        taken = online_q[:, : self.seq_len].gather(2, batch.actions[:, : self.seq_len, None]).squeeze(2)
-        learn_mask = batch.mask[:, : self.seq_len].float()
-        n_learn = learn_mask.sum(dim=1).clamp(min=1.0)
-        per_step = LOSSES[self.loss_fn](taken, targets, reduction="none")
-        loss = (batch.weights * (per_step * learn_mask).sum(dim=1) / n_learn).mean()
-        with th.no_grad():
-            errors = (taken - targets).abs() * learn_mask
-            priorities = self.priority_eta * errors.max(dim=1).values + (1 - self.priority_eta) * errors.sum(dim=1) / n_learn
-            q_mean = (taken * learn_mask).sum() / learn_mask.sum().clamp(min=1.0)
-        return loss, priorities, q_mean
-
     def train(self, gradient_steps: int, batch_size: int = 32) -> None:
         if self.replay_buffer.n_sequences() == 0:
             return
@@ -360,7 +313,7 @@ class RecurrentDQN(OffPolicyAlgorithm):
         losses, q_means = [], []
         for _ in range(gradient_steps):
             batch = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env, beta=self.priority_beta)
-            loss, priorities, q_mean = self.sequence_loss(batch)
+            loss, priorities, q_mean = sequence_loss(self, batch)
             self.policy.optimizer.zero_grad()
             loss.backward()
             th.nn.utils.clip_grad_norm_(self.policy.q_net.parameters(), self.max_grad_norm, foreach=True)

@@ -1,8 +1,23 @@
-"""R2D2's learning targets: value rescaling and n-step double-Q targets over padded sequences."""
+"""R2D2's learning targets and loss: value rescaling, n-step double-Q targets over padded sequences, and the
+sequence loss with its priorities."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import torch as th
+import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from sb3_recurrent_ext.dqn_recurrent.buffers import SequenceReplaySamples
+    from sb3_recurrent_ext.dqn_recurrent.dqn_recurrent import RecurrentDQN
+
+LOSSES: dict[str, Callable[..., th.Tensor]] = {
+    "SmoothL1Loss": F.smooth_l1_loss,
+    "HuberLoss": F.huber_loss,
+    "MSELoss": F.mse_loss,
+}
 
 
 def value_rescale(x: th.Tensor, eps: float = 1e-3) -> th.Tensor:
@@ -63,3 +78,45 @@ def n_step_targets(
     reaches_terminal = terminated.to(device).view(batch, 1) & (boot_index >= lengths)
     targets = returns + th.where(reaches_terminal, th.zeros_like(boot), boot_discount * boot)
     return value_rescale(targets, eps) if value_rescaling else targets
+
+
+def sequence_loss(algorithm: RecurrentDQN, batch: SequenceReplaySamples) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+    """Loss of a batch of sequences: burn-in without gradient, then one call per net over the rest.
+
+    :return: the importance-weighted loss, new priorities ``(batch,)`` and the mean Q of the taken actions.
+    """
+    q_net, target_net = algorithm.policy.q_net, algorithm.policy.q_net_target
+    with th.no_grad():
+        online_state, target_state = batch.initial_state, batch.initial_state
+        if batch.burn_in_observations is not None:
+            online_state = q_net.burn_in(batch.burn_in_observations, batch.initial_state, batch.burn_in_lengths)
+            target_state = target_net.burn_in(batch.burn_in_observations, batch.initial_state, batch.burn_in_lengths)
+    online_q, _ = q_net(batch.observations, online_state)  # (batch, seq_len + n_step, n_actions)
+    with th.no_grad():
+        target_q, _ = target_net(batch.observations, target_state)
+        chooser = online_q if algorithm.double_q else target_q
+        bootstrap = target_q.gather(2, chooser.argmax(dim=2, keepdim=True)).squeeze(2)
+        targets = n_step_targets(
+            batch.rewards,
+            bootstrap,
+            batch.lengths,
+            batch.terminated,
+            algorithm.gamma,
+            algorithm.n_step,
+            algorithm.seq_len,
+            algorithm.value_rescale,
+            algorithm.value_rescale_eps,
+        )
+    # (batch, seq_len): the value of the action taken at each learning step
+    taken = online_q[:, : algorithm.seq_len].gather(2, batch.actions[:, : algorithm.seq_len, None]).squeeze(2)
+    learn_mask = batch.mask[:, : algorithm.seq_len].float()
+    n_learn = learn_mask.sum(dim=1).clamp(min=1.0)
+    per_step = LOSSES[algorithm.loss_fn](taken, targets, reduction="none")
+    loss = (batch.weights * (per_step * learn_mask).sum(dim=1) / n_learn).mean()
+    with th.no_grad():
+        errors = (taken - targets).abs() * learn_mask
+        priorities = (
+            algorithm.priority_eta * errors.max(dim=1).values + (1 - algorithm.priority_eta) * errors.sum(dim=1) / n_learn
+        )
+        q_mean = (taken * learn_mask).sum() / learn_mask.sum().clamp(min=1.0)
+    return loss, priorities, q_mean

@@ -13,7 +13,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.utils import FloatSchedule, explained_variance, obs_as_tensor
+from stable_baselines3.common.utils import FloatSchedule, obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_recurrent_ext.common.checks import (
@@ -29,9 +29,8 @@ from sb3_recurrent_ext.ppo_recurrent_rnd import policies
 from sb3_recurrent_ext.ppo_recurrent_rnd.buffers import (
     RecurrentRNDDictRolloutBuffer,
     RecurrentRNDRolloutBuffer,
-    SequenceBatch,
 )
-from sb3_recurrent_ext.ppo_recurrent_rnd.losses import ppo_losses
+from sb3_recurrent_ext.ppo_recurrent_rnd.losses import minibatch_losses, record_train_logs
 from sb3_recurrent_ext.ppo_recurrent_rnd.policies import (
     RecurrentActorCriticPolicy,
 )
@@ -349,7 +348,9 @@ class RecurrentPPORND(OnPolicyAlgorithm):
         continue_training = True
         for _epoch in range(self.n_epochs):
             for batch in rollout.minibatches(self._sequences_per_minibatch(rollout.n_seq)):
-                losses = self._minibatch_losses(batch, clip_range, clip_range_vf)
+                losses = minibatch_losses(
+                    self.policy, batch, clip_range, clip_range_vf, self.ent_coef, self.vf_coef, self.normalize_advantage
+                )
                 loss, approx_kl = losses["loss"], losses["kl"]
                 for key in logs.keys() & losses.keys():
                     logs[key].append(losses[key].item())
@@ -375,7 +376,7 @@ class RecurrentPPORND(OnPolicyAlgorithm):
             self._n_updates += 1
             if not continue_training:
                 break
-        self._log_train(logs, rollout, clip_range, clip_range_vf)
+        record_train_logs(self, logs, rollout, clip_range, clip_range_vf)
 
     def _sequences_per_minibatch(self, n_seq: int) -> int:
         """``batch_size // seq_len``; for whole sequences, the share of ``n_seq`` that SB3's minibatch count gives."""
@@ -383,65 +384,6 @@ class RecurrentPPORND(OnPolicyAlgorithm):
             return max(1, self.batch_size // self.seq_len)
         n_minibatches = max(1, self.n_steps * self.n_envs // self.batch_size)
         return max(1, n_seq // n_minibatches)
-
-    def _minibatch_losses(self, batch: SequenceBatch, clip_range: float, clip_range_vf: float | None) -> dict[str, th.Tensor]:
-        n_seq, seq_len = batch.mask.shape
-        # (n_seq, seq_len, ...) -> (n_seq * seq_len, ...): the recurrent call runs over the padded batch
-        flat = lambda x: x.reshape(n_seq * seq_len, *x.shape[2:])  # noqa: E731
-        observations = (
-            {k: flat(v) for k, v in batch.observations.items()}
-            if isinstance(batch.observations, dict)
-            else flat(batch.observations)
-        )
-        # everything after it only on the real steps: (n_seq, seq_len, ...) -> (N real, ...); plain means then
-        # (N,) indices: one nonzero() here, then index_select (boolean indexing would run nonzero() per tensor)
-        real_steps = flat(batch.mask).nonzero().squeeze(1)
-        real = lambda x: flat(x).index_select(0, real_steps)  # noqa: E731
-        actions = real(batch.actions)
-        if isinstance(self.action_space, spaces.Discrete):
-            actions = actions.long().flatten()
-        values, log_prob, entropy, _ = self.policy.evaluate_sequences(
-            observations, actions, batch.initial_state, n_seq, seq_len, real_steps
-        )
-        return ppo_losses(
-            values,
-            log_prob,
-            entropy,
-            real(batch.old_values),
-            real(batch.old_log_prob),
-            real(batch.advantages),
-            real(batch.returns),
-            clip_range,
-            clip_range_vf,
-            self.ent_coef,
-            self.vf_coef,
-            self.normalize_advantage,
-        )
-
-    def _log_train(
-        self, logs: dict[str, list[float]], rollout: SequenceBatch, clip_range: float, clip_range_vf: float | None
-    ) -> None:
-        mask = rollout.mask.cpu().numpy()
-        old_values = rollout.old_values.cpu().numpy()[mask]
-        returns = rollout.returns.cpu().numpy()[mask]
-        self.logger.record("train/entropy_loss", np.mean(logs["ent"]))
-        self.logger.record("train/policy_gradient_loss", np.mean(logs["pg"]))
-        self.logger.record("train/value_loss", np.mean(logs["ext_v"]))
-        self.logger.record("train/approx_kl", np.mean(logs["kl"]))
-        self.logger.record("train/clip_fraction", np.mean(logs["clip"]))
-        self.logger.record("train/explained_variance", explained_variance(old_values[:, 0], returns[:, 0]))
-        if self.use_rnd:
-            self.logger.record("train/int_value_loss", np.mean(logs["int_v"]))
-            self.logger.record("train/int_explained_variance", explained_variance(old_values[:, 1], returns[:, 1]))
-            if logs["rnd"] and not np.all(np.isnan(logs["rnd"])):
-                self.logger.record("train/rnd_loss", float(np.nanmean(logs["rnd"])))
-        if hasattr(self.policy, "log_std"):
-            self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
-        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/clip_range", clip_range)
-        self.logger.record("train/n_sequences", rollout.n_seq)
-        if clip_range_vf is not None:
-            self.logger.record("train/clip_range_vf", clip_range_vf)
 
     def learn(
         self: SelfRecurrentPPORND,
