@@ -14,6 +14,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import PyTorchObs
 from torch import nn
 
+from sb3_recurrent_ext.common.masking import checked_masks
 from sb3_recurrent_ext.common.recurrent.nets import resolve_cell_type
 from sb3_recurrent_ext.common.recurrent.states import RecurrentState, StateLayout
 
@@ -160,7 +161,12 @@ class RecurrentPredictMixin:
         raise NotImplementedError
 
     def _predict(
-        self, observation: PyTorchObs, state: RecurrentState, episode_start: th.Tensor, deterministic: bool = False
+        self,
+        observation: PyTorchObs,
+        state: RecurrentState,
+        episode_start: th.Tensor,
+        deterministic: bool = False,
+        action_masks: th.Tensor | None = None,
     ) -> tuple[th.Tensor, RecurrentState]:
         raise NotImplementedError
 
@@ -170,6 +176,7 @@ class RecurrentPredictMixin:
         state: tuple[np.ndarray, ...] | None = None,
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
+        action_masks: np.ndarray | None = None,
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         """Actions and the next hidden state, as SB3's ``evaluate_policy`` and the RL Zoo expect.
 
@@ -177,6 +184,7 @@ class RecurrentPredictMixin:
         :param state: the hidden state returned by the previous call (``None`` at the start: zeros).
         :param episode_start: ``(n_envs,)`` True where an episode starts (its state is zeroed).
         :param deterministic: take the most likely (greedy) action.
+        :param action_masks: ``(n_envs, mask_width)`` True where an action is allowed (sb3-contrib's layout).
         """
         self.set_training_mode(False)
         obs_tensor, vectorized_env = self.obs_to_tensor(observation)
@@ -188,9 +196,14 @@ class RecurrentPredictMixin:
             raise ValueError(
                 f"episode_start has shape {starts.shape}; with observations for {n_envs} env(s) it must be ({n_envs},)"
             )
+        masks = None if action_masks is None else checked_masks(action_masks, n_envs, self.action_space)
         with th.no_grad():
             actions_tensor, new_state = self._predict(
-                obs_tensor, hidden, th.as_tensor(starts.reshape(n_envs), device=self.device), deterministic=deterministic
+                obs_tensor,
+                hidden,
+                th.as_tensor(starts.reshape(n_envs), device=self.device),
+                deterministic=deterministic,
+                action_masks=None if masks is None else th.as_tensor(masks, device=self.device),
             )
         actions = actions_tensor.cpu().numpy().reshape((-1, *(self.action_space.shape or ())))
         if isinstance(self.action_space, spaces.Box):

@@ -33,6 +33,8 @@ class SequenceReplaySamples:
     :param initial_state: state before the burn-in (stored, or zeros with ``stored_state=False``).
     :param weights: ``(batch,)`` importance-sampling weights (ones without prioritized replay).
     :param indices: ``(batch,)`` sum-tree leaves, for :meth:`update_priorities`.
+    :param action_masks: ``(batch, T, n_actions)`` the actions allowed at each step, with masking (else ``None``);
+        all allowed at a truncated episode's terminal observation, whose masks the env never gave.
     """
 
     observations: th.Tensor | dict[str, th.Tensor]
@@ -46,6 +48,7 @@ class SequenceReplaySamples:
     initial_state: RecurrentState
     weights: th.Tensor
     indices: np.ndarray
+    action_masks: th.Tensor | None = None
 
 
 class _Window(NamedTuple):
@@ -78,6 +81,7 @@ class SequenceReplayBuffer(ReplayBuffer):
     :param prioritized: sample proportionally to priority; else uniformly.
     :param priority_alpha: priority exponent.
     :param seed: seed of the sampling generator.
+    :param mask_width: booleans in one step's action mask (0: no masks are stored).
     """
 
     def __init__(
@@ -92,6 +96,7 @@ class SequenceReplayBuffer(ReplayBuffer):
         prioritized: bool = True,
         priority_alpha: float = 0.9,
         seed: int | None = None,
+        mask_width: int = 0,
         **kwargs: Any,
     ) -> None:
         if kwargs.get("optimize_memory_usage"):
@@ -109,10 +114,11 @@ class SequenceReplayBuffer(ReplayBuffer):
         self.hidden_states = np.zeros((self.buffer_size, self.n_envs, self.state_dim), dtype=np.float32)
         # index of each step in its episode (0 = first step)
         self.episode_steps = np.zeros((self.buffer_size, self.n_envs), dtype=np.int64)
+        self.action_masks = np.ones((self.buffer_size, self.n_envs, mask_width), dtype=bool)
         self.tree = SumTree(self.buffer_size * self.n_envs)
         self.max_priority = 1.0
         self.rng = np.random.default_rng(seed)
-        self._pending: tuple[np.ndarray, np.ndarray] | None = None
+        self._pending: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
 
     @property
     def sequence_length(self) -> int:
@@ -123,23 +129,28 @@ class SequenceReplayBuffer(ReplayBuffer):
         """Sequences that can be sampled now."""
         return self.tree.count_nonzero()
 
-    def add_recurrent(self, hidden_state: RecurrentState | np.ndarray, episode_starts: np.ndarray) -> None:
-        """Give the state each env was in before the next step, and whether that step starts an episode
-        (call before ``add``)."""
+    def add_recurrent(
+        self, hidden_state: RecurrentState | np.ndarray, episode_starts: np.ndarray, action_masks: np.ndarray | None = None
+    ) -> None:
+        """Give the state each env was in before the next step, whether that step starts an episode, and with
+        masking the ``(n_envs, n_actions)`` actions allowed at it (call before ``add``)."""
         flat = hidden_state.flat().cpu().numpy() if isinstance(hidden_state, RecurrentState) else hidden_state
-        self._pending = (np.asarray(flat, dtype=np.float32), np.asarray(episode_starts, dtype=bool).reshape(self.n_envs))
+        starts = np.asarray(episode_starts, dtype=bool).reshape(self.n_envs)
+        self._pending = (np.asarray(flat, dtype=np.float32), starts, action_masks)
 
     def add(
         self, obs: Any, next_obs: Any, action: np.ndarray, reward: np.ndarray, done: np.ndarray, infos: list[dict[str, Any]]
     ) -> None:
         if self._pending is None:
             raise RuntimeError("call add_recurrent(hidden_state, episode_starts) before each add()")
-        states, starts = self._pending
+        states, starts, masks = self._pending
         self._pending = None
         position = self.pos
         empty = position == 0 and not self.full
         previous = self.episode_steps[(position - 1) % self.buffer_size]
         self.hidden_states[position] = states
+        if masks is not None:
+            self.action_masks[position] = masks
         self.episode_steps[position] = np.where(starts | empty, 0, previous + 1)
         super().add(obs, next_obs, action, reward, done, infos)
         self._update_sequence_starts(position, np.asarray(done, dtype=bool).reshape(self.n_envs))
@@ -216,6 +227,7 @@ class SequenceReplayBuffer(ReplayBuffer):
             initial_state=self.state_layout.unflatten(to_tensor(states, th.float32)),
             weights=to_tensor(self._importance_weights(leaves, beta), th.float32),
             indices=leaves,
+            action_masks=self._window_masks(window) if self.action_masks.shape[2] else None,
         )
 
     def _age(self, positions: np.ndarray) -> tuple[np.ndarray, int]:
@@ -266,6 +278,12 @@ class SequenceReplayBuffer(ReplayBuffer):
                 observations[key][rows, slot] = th.as_tensor(terminal[key], device=self.device)
         else:
             observations[rows, slot] = th.as_tensor(terminal, device=self.device)
+
+    def _window_masks(self, window: _Window) -> th.Tensor:
+        """``(batch, T, n_actions)`` stored masks; all True past the real steps (the terminal observation's slot)."""
+        masks = self.action_masks.reshape(self.buffer_size * self.n_envs, -1)[window.sequence_index.index]
+        masks[~window.mask] = True
+        return th.as_tensor(masks, device=self.device)
 
     def _burn_in(
         self, start: np.ndarray, envs: np.ndarray, env: VecNormalize | None

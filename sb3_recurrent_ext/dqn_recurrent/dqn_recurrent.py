@@ -21,6 +21,7 @@ from sb3_recurrent_ext.common.checks import (
     check_positive_number,
     check_unit_interval,
 )
+from sb3_recurrent_ext.common.masking import env_masks, mask_width, masked_argmax, random_allowed_actions, resolve_use_masking
 from sb3_recurrent_ext.common.policies import build_recurrent_policy, policy_aliases
 from sb3_recurrent_ext.dqn_recurrent import policies
 from sb3_recurrent_ext.dqn_recurrent.buffers import (
@@ -82,6 +83,9 @@ class RecurrentDQN(OffPolicyAlgorithm):
     :param priority_beta: importance-sampling exponent.
     :param priority_eta: weight of the max |TD error| in a sequence's priority.
     :param loss_fn: ``"SmoothL1Loss"`` (Huber, default), ``"HuberLoss"`` or ``"MSELoss"`` (SLM's ``loss_spec`` names).
+    :param use_masking: act only as the env's ``action_masks()`` allows (sb3-contrib's convention): the greedy
+        and the random actions, and the double-Q target's choice of next action; ``None`` (default): on when the
+        env offers masks.
     :param stats_window_size, tensorboard_log, policy_kwargs, verbose, seed, device: as in SB3.
     """
 
@@ -120,6 +124,7 @@ class RecurrentDQN(OffPolicyAlgorithm):
         priority_beta: float = 0.6,
         priority_eta: float = 0.9,
         loss_fn: str = "SmoothL1Loss",
+        use_masking: bool | None = None,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -195,6 +200,7 @@ class RecurrentDQN(OffPolicyAlgorithm):
         self.prioritized_replay = prioritized_replay
         self.priority_alpha = priority_alpha
         self.loss_fn = loss_fn
+        self.use_masking = resolve_use_masking(use_masking, self.env, action_space or spaces.Discrete(2))
         self._n_calls = 0
         if _init_setup_model:
             self._setup_model()
@@ -221,6 +227,7 @@ class RecurrentDQN(OffPolicyAlgorithm):
                 prioritized=self.prioritized_replay,
                 priority_alpha=self.priority_alpha,
                 seed=self.seed,
+                mask_width=mask_width(self.action_space) if self.use_masking else 0,
             )
         self._convert_train_freq()
         self.exploration_schedule = LinearSchedule(
@@ -228,6 +235,7 @@ class RecurrentDQN(OffPolicyAlgorithm):
         )
         self._last_state = self.policy.initial_state(self.n_envs)
         self._state_before_step = self._last_state
+        self._masks_before_step: np.ndarray | None = None
 
     def _setup_learn(
         self,
@@ -264,14 +272,26 @@ class RecurrentDQN(OffPolicyAlgorithm):
         obs_tensor = obs_as_tensor(self._last_obs, self.device)
         starts = th.as_tensor(self._last_episode_starts, dtype=th.float32, device=self.device)
         self._state_before_step = self._last_state.reset(starts)
+        assert self.env is not None
+        masks = env_masks(self.env, n_envs, self.action_space) if self.use_masking else None
+        self._masks_before_step = masks
         with th.no_grad():
             q_values, self._last_state = self.policy.q_step(obs_tensor, self._state_before_step)
-        actions = q_values.argmax(dim=1).cpu().numpy()
+        greedy = masked_argmax(q_values, None if masks is None else th.as_tensor(masks, device=self.device))
         epsilon = 1.0 if self.num_timesteps < learning_starts else self.exploration_rate
-        explore = np.random.rand(n_envs) < epsilon
-        if explore.any():
-            actions[explore] = np.array([self.action_space.sample() for _ in range(int(explore.sum()))])
+        actions = self._explore(greedy.cpu().numpy(), epsilon, masks)
         return actions, actions
+
+    def _explore(self, actions: np.ndarray, epsilon: float, masks: np.ndarray | None) -> np.ndarray:
+        """Replace each of ``actions`` ``(n_envs,)`` with probability ``epsilon`` by a random (allowed) action."""
+        explore = np.random.rand(len(actions)) < epsilon
+        if not explore.any():
+            return actions
+        if masks is None:
+            actions[explore] = [self.action_space.sample() for _ in range(int(explore.sum()))]
+        else:
+            actions[explore] = random_allowed_actions(masks[explore])
+        return actions
 
     def _store_transition(
         self,
@@ -285,7 +305,7 @@ class RecurrentDQN(OffPolicyAlgorithm):
         """SB3's storage, with the state each env was in before the step and whether the step began an episode."""
         check_finite_step(new_obs, reward, self.num_timesteps)
         assert self._last_episode_starts is not None  # set by _setup_learn
-        self.replay_buffer.add_recurrent(self._state_before_step, self._last_episode_starts)
+        self.replay_buffer.add_recurrent(self._state_before_step, self._last_episode_starts, self._masks_before_step)
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
         self._last_episode_starts = dones
 
@@ -295,14 +315,15 @@ class RecurrentDQN(OffPolicyAlgorithm):
         state: tuple[np.ndarray, ...] | None = None,
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
+        action_masks: np.ndarray | None = None,
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-        """Greedy actions (epsilon-greedy unless ``deterministic``) and the next hidden state."""
-        actions, next_state = self.policy.predict(observation, state, episode_start, deterministic)
+        """Greedy actions (epsilon-greedy unless ``deterministic``) and the next hidden state; with
+        ``action_masks`` (``(n_envs, n_actions)``, True where allowed, as sb3-contrib's), allowed actions only."""
+        actions, next_state = self.policy.predict(observation, state, episode_start, deterministic, action_masks)
         if not deterministic and self.exploration_rate > 0:
             flat = np.atleast_1d(actions)
-            explore = np.random.rand(flat.shape[0]) < self.exploration_rate
-            flat[explore] = [self.action_space.sample() for _ in range(int(explore.sum()))]
-            actions = flat.reshape(np.shape(actions))
+            masks = None if action_masks is None else np.asarray(action_masks, dtype=bool).reshape(len(flat), -1)
+            actions = self._explore(flat, self.exploration_rate, masks).reshape(np.shape(actions))
         return actions, next_state
 
     def train(self, gradient_steps: int, batch_size: int = 32) -> None:

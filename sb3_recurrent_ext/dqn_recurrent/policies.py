@@ -17,6 +17,7 @@ from stable_baselines3.common.torch_layers import (
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
+from sb3_recurrent_ext.common.masking import masked_argmax
 from sb3_recurrent_ext.common.policies import RecurrentPredictMixin, make_optimizer, recurrent_net_kwargs, with_cell
 from sb3_recurrent_ext.common.recurrent.nets import RecurrentNet
 from sb3_recurrent_ext.common.recurrent.states import RecurrentState
@@ -202,10 +203,15 @@ class RecurrentDQNPolicy(RecurrentPredictMixin, BasePolicy):
         return self._predict(obs, state, episode_starts, deterministic=True)
 
     def _predict(  # type: ignore[override]
-        self, observation: PyTorchObs, state: RecurrentState, episode_start: th.Tensor, deterministic: bool = True
+        self,
+        observation: PyTorchObs,
+        state: RecurrentState,
+        episode_start: th.Tensor,
+        deterministic: bool = True,
+        action_masks: th.Tensor | None = None,
     ) -> tuple[th.Tensor, RecurrentState]:
         q_values, new_state = self.q_step(observation, state.reset(episode_start))
-        return q_values.argmax(dim=1), new_state
+        return masked_argmax(q_values, action_masks), new_state
 
     def set_training_mode(self, mode: bool) -> None:
         self.q_net.set_training_mode(mode)

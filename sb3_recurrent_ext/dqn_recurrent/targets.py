@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 import torch as th
 import torch.nn.functional as F
 
+from sb3_recurrent_ext.common.masking import masked_argmax
+
 if TYPE_CHECKING:
     from sb3_recurrent_ext.dqn_recurrent.buffers import SequenceReplaySamples
     from sb3_recurrent_ext.dqn_recurrent.dqn_recurrent import RecurrentDQN
@@ -95,7 +97,9 @@ def sequence_loss(algorithm: RecurrentDQN, batch: SequenceReplaySamples) -> tupl
     with th.no_grad():
         target_q, _ = target_net(batch.observations, target_state)
         chooser = online_q if algorithm.double_q else target_q
-        bootstrap = target_q.gather(2, chooser.argmax(dim=2, keepdim=True)).squeeze(2)
+        # (batch, T): the next action each step's bootstrap values, among the actions allowed there
+        next_actions = masked_argmax(chooser, batch.action_masks)
+        bootstrap = target_q.gather(2, next_actions.unsqueeze(2)).squeeze(2)
         targets = n_step_targets(
             batch.rewards,
             bootstrap,

@@ -32,6 +32,7 @@ class SequenceBatch:
     rnd_inputs: th.Tensor | None
     rnd_targets: th.Tensor | None  # the RND target's features of rnd_inputs
     initial_state: RecurrentState
+    action_masks: th.Tensor | None = None  # (n_seq, seq_len, mask_width) bool, with masking
 
     @property
     def n_seq(self) -> int:
@@ -75,11 +76,13 @@ class RecurrentRNDRolloutBuffer(RolloutBuffer):
 
     :param state_layout: the shape of one env's hidden state (stored flat, one row per step and env); ``None``:
         one tensor of one layer of size 1.
+    :param mask_width: booleans in one step's action mask (0: no masks are stored).
     """
 
-    def __init__(self, *args: Any, state_layout: StateLayout | None = None, **kwargs: Any):
+    def __init__(self, *args: Any, state_layout: StateLayout | None = None, mask_width: int = 0, **kwargs: Any):
         self.state_layout = state_layout or StateLayout()
         self.state_dim = self.state_layout.flat_dim
+        self.mask_width = mask_width
         # SB3's buffer __init__ (next in the MRO) calls reset(), which needs state_dim
         super().__init__(*args, **kwargs)
 
@@ -89,6 +92,7 @@ class RecurrentRNDRolloutBuffer(RolloutBuffer):
         self.int_rewards = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
         self.int_values = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
         self.int_returns = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
+        self.action_masks = np.ones((self.buffer_size, self.n_envs, self.mask_width), dtype=bool)
 
     def add(
         self,
@@ -99,6 +103,7 @@ class RecurrentRNDRolloutBuffer(RolloutBuffer):
         value: th.Tensor,
         log_prob: th.Tensor,
         hidden_state: RecurrentState | None = None,
+        action_masks: np.ndarray | None = None,
     ) -> None:
         """SB3's ``add(obs, action, reward, episode_start, value, log_prob)``, plus the state each env was in before
         this step (as sb3-contrib's ``add(..., lstm_states=...)``).
@@ -107,11 +112,14 @@ class RecurrentRNDRolloutBuffer(RolloutBuffer):
         :param value: ``(n_envs, n_streams)``: the extrinsic value, then the intrinsic one when RND is on.
         :param hidden_state: the carried state, not yet zeroed at episode starts; the stored state is zero where
             an episode starts at this step.
+        :param action_masks: ``(n_envs, mask_width)`` the masks the actions were chosen under (with masking).
         """
         if hidden_state is None:
             raise ValueError("hidden_state=None: a recurrent rollout buffer stores the state before each step")
         keep = 1.0 - np.asarray(episode_start, dtype=np.float32)
         self.hidden_states[self.pos] = hidden_state.flat().cpu().numpy() * keep[:, None]
+        if action_masks is not None:
+            self.action_masks[self.pos] = action_masks
         if value.dim() == 2 and value.shape[1] > 1:
             self.int_values[self.pos] = value[:, 1].cpu().numpy()
             value = value[:, :1]
@@ -180,6 +188,7 @@ class RecurrentRNDRolloutBuffer(RolloutBuffer):
             rnd_inputs=None if rnd_inputs is None else sequences.pad(rnd_inputs),
             rnd_targets=None if rnd_targets is None else sequences.pad(rnd_targets),
             initial_state=self.state_layout.unflatten(th.as_tensor(start_states, device=self.device)),
+            action_masks=padded(self.action_masks) if self.mask_width else None,
         )
 
 

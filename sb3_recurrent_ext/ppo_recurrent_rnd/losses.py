@@ -40,8 +40,9 @@ def minibatch_losses(
     actions = real(batch.actions)
     if isinstance(policy.action_space, spaces.Discrete):
         actions = actions.long().flatten()
+    action_masks = None if batch.action_masks is None else real(batch.action_masks)
     values, log_prob, entropy, _ = policy.evaluate_sequences(
-        observations, actions, batch.initial_state, n_seq, seq_len, real_steps
+        observations, actions, batch.initial_state, n_seq, seq_len, real_steps, action_masks
     )
     return ppo_losses(
         values,

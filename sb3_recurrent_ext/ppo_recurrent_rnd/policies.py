@@ -20,6 +20,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
 from sb3_recurrent_ext.common.checks import ConflictingArgumentsError
+from sb3_recurrent_ext.common.masking import masked_distribution
 from sb3_recurrent_ext.common.policies import RecurrentPredictMixin, make_optimizer, recurrent_net_kwargs, with_cell
 from sb3_recurrent_ext.common.recurrent.nets import RecurrentNet
 from sb3_recurrent_ext.common.recurrent.side_by_side import can_run_side_by_side, run_side_by_side
@@ -305,8 +306,9 @@ class RecurrentActorCriticPolicy(RecurrentPredictMixin, ActorCriticPolicy):
             return self.recurrent(pi_features, state, real_steps, critic_features=vf_features)
         return self.recurrent(features.reshape(n_seq, seq_len, -1), state, real_steps)
 
-    def _get_action_dist_from_latent(self, latent_pi: th.Tensor) -> Distribution:
-        """SB3's action distribution, with ``torch.distributions``' argument checks off for this one only.
+    def _get_action_dist_from_latent(self, latent_pi: th.Tensor, action_masks: th.Tensor | None = None) -> Distribution:
+        """SB3's action distribution, or sb3-contrib's maskable one under ``action_masks`` ``(N, mask_width)``, with
+        ``torch.distributions``' argument checks off for this one only.
 
         Why: the actions it scores are its own samples (or stored ones of the same policy), in its support by
         construction, and the checks cost about a third of a Categorical's sample + log-prob at rollout sizes
@@ -315,21 +317,31 @@ class RecurrentActorCriticPolicy(RecurrentPredictMixin, ActorCriticPolicy):
         previous = th.distributions.Distribution._validate_args
         th.distributions.Distribution.set_default_validate_args(False)  # no check of the parameters at construction
         try:
-            distribution = super()._get_action_dist_from_latent(latent_pi)
+            if action_masks is None:
+                distribution = super()._get_action_dist_from_latent(latent_pi)
+            else:
+                distribution = masked_distribution(self.action_space, self.action_net(latent_pi), action_masks)
         finally:
             th.distributions.Distribution.set_default_validate_args(previous)
-        inner = distribution.distribution
+        # the maskable MultiDiscrete/MultiBinary distributions keep a list in .distributions
+        inner = getattr(distribution, "distributions", None) or distribution.distribution
         for torch_distribution in inner if isinstance(inner, list) else [inner]:
             torch_distribution._validate_args = False  # nor of the samples later (log_prob reads the instance's)
         return distribution
 
     def forward(  # type: ignore[override]
-        self, obs: PyTorchObs, state: RecurrentState, episode_starts: th.Tensor, deterministic: bool = False
+        self,
+        obs: PyTorchObs,
+        state: RecurrentState,
+        episode_starts: th.Tensor,
+        deterministic: bool = False,
+        action_masks: th.Tensor | None = None,
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor, RecurrentState]:
-        """One rollout step for every env: actions, values ``(n_envs, n_value_heads)``, log-probs, next state."""
+        """One rollout step for every env: actions, values ``(n_envs, n_value_heads)``, log-probs, next state
+        (actions among those ``action_masks`` ``(n_envs, mask_width)`` allow, if given)."""
         state = state.reset(episode_starts)
         latent_pi, latent_vf, new_state = self._latents(obs, state, episode_starts.shape[0], 1)
-        distribution = self._get_action_dist_from_latent(latent_pi)
+        distribution = self._get_action_dist_from_latent(latent_pi, action_masks)
         actions = distribution.get_actions(deterministic=deterministic)
         log_prob = distribution.log_prob(actions)
         actions = actions.reshape((-1, *(self.action_space.shape or ())))
@@ -350,6 +362,7 @@ class RecurrentActorCriticPolicy(RecurrentPredictMixin, ActorCriticPolicy):
         n_seq: int,
         seq_len: int,
         real_steps: th.Tensor | None = None,
+        action_masks: th.Tensor | None = None,
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None, Distribution]:
         """Values, log-probs and entropies of a padded batch of sequences, in one recurrent call.
 
@@ -358,19 +371,26 @@ class RecurrentActorCriticPolicy(RecurrentPredictMixin, ActorCriticPolicy):
         :param state: state before each sequence's first step.
         :param real_steps: ``(N,)`` indices of the real steps in ``n_seq * seq_len``; if given, the outputs cover
             these steps only.
+        :param action_masks: ``(N, mask_width)`` the masks the actions were chosen under, if any.
         :return: values ``(N, n_value_heads)``, log-probs and entropies ``(N,)`` and the distribution, where ``N`` is
             ``n_seq * seq_len`` or the number of real steps.
         """
         latent_pi, latent_vf, _ = self._latents(obs, state, n_seq, seq_len, real_steps)
-        distribution = self._get_action_dist_from_latent(latent_pi)
+        distribution = self._get_action_dist_from_latent(latent_pi, action_masks)
         return self.value_net(latent_vf), distribution.log_prob(actions), distribution.entropy(), distribution
 
     def _predict(  # type: ignore[override]
-        self, observation: PyTorchObs, state: RecurrentState, episode_start: th.Tensor, deterministic: bool = False
+        self,
+        observation: PyTorchObs,
+        state: RecurrentState,
+        episode_start: th.Tensor,
+        deterministic: bool = False,
+        action_masks: th.Tensor | None = None,
     ) -> tuple[th.Tensor, RecurrentState]:
         state = state.reset(episode_start)
         latent_pi, _, new_state = self._latents(observation, state, episode_start.shape[0], 1)
-        return self._get_action_dist_from_latent(latent_pi).get_actions(deterministic=deterministic), new_state
+        distribution = self._get_action_dist_from_latent(latent_pi, action_masks)
+        return distribution.get_actions(deterministic=deterministic), new_state
 
 
 class RecurrentActorCriticCnnPolicy(RecurrentActorCriticPolicy):

@@ -23,6 +23,7 @@ from sb3_recurrent_ext.common.checks import (
     check_range,
     check_unit_interval,
 )
+from sb3_recurrent_ext.common.masking import env_masks, mask_width, resolve_use_masking
 from sb3_recurrent_ext.common.policies import build_recurrent_policy, policy_aliases
 from sb3_recurrent_ext.common.rnd import RND, RolloutRND, flat_observation_dim, flat_observations, rollout_observations
 from sb3_recurrent_ext.ppo_recurrent_rnd import policies
@@ -88,6 +89,9 @@ class RecurrentPPORND(OnPolicyAlgorithm):
     :param rnd_use_hidden_state: feed the hidden state to RND besides the observation.
     :param rnd_hidden_sizes: hidden layers of the RND target and predictor.
     :param rnd_output_dim: size of the RND feature vector.
+    :param use_masking: choose only the actions the env's ``action_masks()`` allows (sb3-contrib's convention, e.g.
+        its ``ActionMasker`` wrapper), during collection and in the loss; ``None`` (default): on when the env offers
+        masks. Discrete, MultiDiscrete and MultiBinary actions.
     :param stats_window_size, tensorboard_log, policy_kwargs, verbose, seed, device: as in SB3.
     """
 
@@ -126,6 +130,7 @@ class RecurrentPPORND(OnPolicyAlgorithm):
         rnd_use_hidden_state: bool = True,
         rnd_hidden_sizes: tuple[int, ...] = (256, 256),
         rnd_output_dim: int = 128,
+        use_masking: bool | None = None,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -187,6 +192,7 @@ class RecurrentPPORND(OnPolicyAlgorithm):
         self.rnd_use_hidden_state = rnd_use_hidden_state
         self.rnd_hidden_sizes = tuple(rnd_hidden_sizes)
         self.rnd_output_dim = rnd_output_dim
+        self.use_masking = resolve_use_masking(use_masking, self.env, self.action_space)
         if _init_setup_model:
             self._setup_model()
 
@@ -209,6 +215,7 @@ class RecurrentPPORND(OnPolicyAlgorithm):
             gae_lambda=self.gae_lambda,
             n_envs=self.n_envs,
             state_layout=state_layout,
+            mask_width=mask_width(self.action_space) if self.use_masking else 0,
         )
         self.clip_range = FloatSchedule(self.clip_range)
         if self.clip_range_vf is not None:
@@ -259,13 +266,15 @@ class RecurrentPPORND(OnPolicyAlgorithm):
         while n_steps < n_rollout_steps:
             if self.use_sde and self.sde_sample_freq > 0 and n_steps % self.sde_sample_freq == 0:
                 self.policy.reset_noise(env.num_envs)
+            masks = env_masks(env, env.num_envs, self.action_space) if self.use_masking else None
             # inference mode: no autograd bookkeeping at all; these tensors never enter a backward pass
             with th.inference_mode():
                 obs_tensor = obs_as_tensor(self._last_obs, self.device)
                 episode_starts = th.as_tensor(self._last_episode_starts, dtype=th.float32, device=self.device)
                 # the policy zeroes the state where an episode starts; the buffer stores it zeroed the same way
                 state_before = state
-                actions, values, log_probs, state = self.policy(obs_tensor, state, episode_starts)
+                action_masks = None if masks is None else th.as_tensor(masks, device=self.device)
+                actions, values, log_probs, state = self.policy(obs_tensor, state, episode_starts, action_masks=action_masks)
             actions = actions.cpu().numpy()
             clipped_actions = actions
             if isinstance(self.action_space, spaces.Box):
@@ -302,6 +311,7 @@ class RecurrentPPORND(OnPolicyAlgorithm):
                 values,
                 log_probs,
                 hidden_state=state_before,
+                action_masks=masks,
             )
             self._last_obs = new_obs
             self._last_episode_starts = dones
@@ -384,6 +394,17 @@ class RecurrentPPORND(OnPolicyAlgorithm):
             return max(1, self.batch_size // self.seq_len)
         n_minibatches = max(1, self.n_steps * self.n_envs // self.batch_size)
         return max(1, n_seq // n_minibatches)
+
+    def predict(
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+        action_masks: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """SB3's ``predict``, plus sb3-contrib's ``action_masks`` (``(n_envs, mask_width)``, True where allowed)."""
+        return self.policy.predict(observation, state, episode_start, deterministic, action_masks=action_masks)
 
     def learn(
         self: SelfRecurrentPPORND,
