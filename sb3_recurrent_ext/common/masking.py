@@ -33,14 +33,17 @@ def mask_width(action_space: spaces.Space) -> int:
     return 0
 
 
-def resolve_use_masking(use_masking: bool | None, env: GymEnv | None, action_space: spaces.Space) -> bool:
-    """``use_masking=None``: on when ``env`` offers ``action_masks()``. ``True`` needs such an env and a maskable space."""
+def resolve_use_masking(use_masking: bool | None, env: GymEnv | None, action_space: spaces.Space | None) -> bool:
+    """``use_masking=None``: on when ``env`` offers ``action_masks()``. ``True`` needs such an env and a maskable space.
+
+    Without an env (``load`` without one) there is nothing to check yet; the saved value replaces this one.
+    """
     if use_masking not in (None, True, False):
         raise ValueError(f"use_masking={use_masking!r} must be None (on when the env offers masks), True or False")
     if use_masking is False:
         return False
     offered = env is not None and is_masking_supported(env)
-    if use_masking and not isinstance(action_space, MASKABLE_SPACES):
+    if use_masking and action_space is not None and not isinstance(action_space, MASKABLE_SPACES):
         raise ValueError(f"use_masking=True needs a Discrete, MultiDiscrete or MultiBinary action space, not {action_space}")
     if use_masking and env is not None and not offered:
         raise ValueError("use_masking=True, but the env has no action_masks() method: wrap it in sb3-contrib's ActionMasker")

@@ -200,7 +200,7 @@ class RecurrentDQN(OffPolicyAlgorithm):
         self.prioritized_replay = prioritized_replay
         self.priority_alpha = priority_alpha
         self.loss_fn = loss_fn
-        self.use_masking = resolve_use_masking(use_masking, self.env, action_space or spaces.Discrete(2))
+        self.use_masking = resolve_use_masking(use_masking, self.env, action_space)
         self._n_calls = 0
         if _init_setup_model:
             self._setup_model()

@@ -192,7 +192,7 @@ class RecurrentPPORND(OnPolicyAlgorithm):
         self.rnd_use_hidden_state = rnd_use_hidden_state
         self.rnd_hidden_sizes = tuple(rnd_hidden_sizes)
         self.rnd_output_dim = rnd_output_dim
-        self.use_masking = resolve_use_masking(use_masking, self.env, self.action_space)
+        self.use_masking = resolve_use_masking(use_masking, self.env, getattr(self, "action_space", None))
         if _init_setup_model:
             self._setup_model()
 
