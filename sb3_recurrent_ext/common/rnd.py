@@ -190,6 +190,18 @@ class RND(nn.Module):
             self.norm_steps += n_steps
         return RolloutRND(inputs, self.networks.target_features(inputs), warm_up)
 
+    def observe_buffer(
+        self,
+        observations: np.ndarray | dict[str, np.ndarray],
+        hidden_states: np.ndarray,
+        observation_space: spaces.Space,
+    ) -> RolloutRND:
+        """:meth:`observe_rollout` of a rollout buffer's ``(n_steps, n_envs, ...)`` observations and stored states."""
+        device = next(self.parameters()).device
+        flat_obs = flat_observations(rollout_observations(observations, device), observation_space)
+        flat_states = th.as_tensor(hidden_states.reshape(-1, hidden_states.shape[-1]), device=device)
+        return self.observe_rollout(flat_obs, flat_states, n_steps=hidden_states.shape[0])
+
     def intrinsic_rewards(self, rollout: RolloutRND, n_steps: int, n_envs: int) -> np.ndarray:
         """``(n_steps, n_envs)`` prediction errors over the running std of the intrinsic return (0 in warm-up)."""
         if rollout.warm_up:

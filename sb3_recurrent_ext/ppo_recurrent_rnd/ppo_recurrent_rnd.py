@@ -25,7 +25,7 @@ from sb3_recurrent_ext.common.checks import (
 )
 from sb3_recurrent_ext.common.masking import env_masks, mask_width, resolve_use_masking
 from sb3_recurrent_ext.common.policies import build_recurrent_policy, policy_aliases
-from sb3_recurrent_ext.common.rnd import RND, RolloutRND, flat_observation_dim, flat_observations, rollout_observations
+from sb3_recurrent_ext.common.rnd import RND, RolloutRND, flat_observation_dim
 from sb3_recurrent_ext.ppo_recurrent_rnd import policies
 from sb3_recurrent_ext.ppo_recurrent_rnd.buffers import (
     RecurrentRNDDictRolloutBuffer,
@@ -40,7 +40,8 @@ SelfRecurrentPPORND = TypeVar("SelfRecurrentPPORND", bound="RecurrentPPORND")
 
 
 class RecurrentPPORND(OnPolicyAlgorithm):
-    """Recurrent PPO (GRU or LSTM) with optional Random Network Distillation (AINE-DRL's Recurrent PPO RND).
+    """Recurrent PPO (GRU, LSTM, FFM or MinGRU) with optional Random Network Distillation (AINE-DRL's Recurrent
+    PPO RND).
 
     Rollouts are cut into sequences at every episode start (and, with an int ``seq_len``, every ``seq_len``
     steps) that start from the hidden state stored when their first step was collected. With the default
@@ -53,8 +54,8 @@ class RecurrentPPORND(OnPolicyAlgorithm):
     the running std of the discounted intrinsic return, is an intrinsic reward with its own value head and
     non-episodic GAE under ``int_gamma``. The advantage is ``ext_adv_coef * A_ext + int_adv_coef * A_int``.
 
-    :param policy: ``"MlpLstmPolicy"``, ``"MlpGruPolicy"``, ``"CnnLstmPolicy"``, ``"CnnGruPolicy"``,
-        ``"MultiInputLstmPolicy"``, ``"MultiInputGruPolicy"`` or a policy class.
+    :param policy: ``"MlpLstmPolicy"``, ``"MlpGruPolicy"``, ``"MlpFfmPolicy"``, ``"MlpMinGruPolicy"``, their ``Cnn``
+        and ``MultiInput`` variants, or a policy class.
     :param env: the environment (or its registered id).
     :param learning_rate: learning rate (or schedule) of the policy and of the RND predictor.
     :param n_steps: steps per env per rollout.
@@ -242,13 +243,6 @@ class RecurrentPPORND(OnPolicyAlgorithm):
             device=self.device,
         )
 
-    def _observe_rollout_rnd(self) -> RolloutRND:
-        """RND inputs and target features of every step of the rollout, time-major flat ``(n_steps * n_envs, D)``."""
-        buffer = self.rollout_buffer
-        flat_obs = flat_observations(rollout_observations(buffer.observations, self.device), self.observation_space)
-        flat_states = th.as_tensor(buffer.hidden_states.reshape(-1, buffer.state_dim), device=self.device)
-        return self.rnd.observe_rollout(flat_obs, flat_states, self.n_steps)
-
     def collect_rollouts(
         self, env: VecEnv, callback: BaseCallback, rollout_buffer: RolloutBuffer, n_rollout_steps: int
     ) -> bool:
@@ -323,7 +317,10 @@ class RecurrentPPORND(OnPolicyAlgorithm):
                 th.as_tensor(dones, dtype=th.float32, device=self.device),
             )
         # the target network is fixed: its features of this rollout serve every predictor step in train()
-        self._rollout_rnd: RolloutRND | None = self._observe_rollout_rnd() if self.use_rnd else None
+        self._rollout_rnd: RolloutRND | None = None
+        if self.use_rnd:
+            buffer = rollout_buffer
+            self._rollout_rnd = self.rnd.observe_buffer(buffer.observations, buffer.hidden_states, self.observation_space)
         if self._rollout_rnd is not None:
             rollout_buffer.int_rewards[:] = self.rnd.intrinsic_rewards(self._rollout_rnd, self.n_steps, self.n_envs)
             self.logger.record("rollout/int_reward_mean", float(rollout_buffer.int_rewards.mean()))
