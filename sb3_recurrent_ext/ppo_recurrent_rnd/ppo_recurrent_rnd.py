@@ -30,6 +30,7 @@ from sb3_recurrent_ext.ppo_recurrent_rnd import policies
 from sb3_recurrent_ext.ppo_recurrent_rnd.buffers import (
     RecurrentRNDDictRolloutBuffer,
     RecurrentRNDRolloutBuffer,
+    SequenceBatch,
 )
 from sb3_recurrent_ext.ppo_recurrent_rnd.losses import minibatch_losses, record_train_logs
 from sb3_recurrent_ext.ppo_recurrent_rnd.policies import (
@@ -371,19 +372,17 @@ class RecurrentPPORND(OnPolicyAlgorithm):
                 th.nn.utils.clip_grad_norm_(policy_parameters, self.max_grad_norm, foreach=True)
                 self.policy.optimizer.step()
                 if train_rnd:
-                    assert batch.rnd_inputs is not None and batch.rnd_targets is not None
-                    logs["rnd"].append(
-                        self.rnd.train_step(
-                            batch.rnd_inputs[batch.mask],
-                            batch.rnd_targets[batch.mask],
-                            self.rnd_pred_exp_proportion,
-                            self.max_grad_norm,
-                        )
-                    )
+                    logs["rnd"].append(self._train_rnd(batch))
             self._n_updates += 1
             if not continue_training:
                 break
         record_train_logs(self, logs, rollout, clip_range, clip_range_vf)
+
+    def _train_rnd(self, batch: SequenceBatch) -> float:
+        """One predictor step on a share of the minibatch's real steps; its loss."""
+        assert batch.rnd_inputs is not None and batch.rnd_targets is not None
+        inputs, targets = batch.rnd_inputs[batch.mask], batch.rnd_targets[batch.mask]
+        return self.rnd.train_step(inputs, targets, self.rnd_pred_exp_proportion, self.max_grad_norm)
 
     def _sequences_per_minibatch(self, n_seq: int) -> int:
         """``batch_size // seq_len``; for whole sequences, the share of ``n_seq`` that SB3's minibatch count gives."""
