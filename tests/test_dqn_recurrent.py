@@ -381,6 +381,10 @@ def test_sum_tree_counts_its_nonzero_leaves_without_a_scan() -> None:
         priority = np.where(rng.random(len(index)) < 0.4, 0.0, rng.random(len(index)))
         tree.update(index, priority)
         assert tree.count_nonzero() == np.count_nonzero(tree.leaves)
+    # every inner node is the sum of its children (changes are added, so up to rounding)
+    inner = np.arange(1, tree.n_leaves)
+    np.testing.assert_allclose(tree.nodes[inner], tree.nodes[2 * inner] + tree.nodes[2 * inner + 1], rtol=1e-12, atol=1e-12)
+    assert tree.total == pytest.approx(tree.leaves.sum(), rel=1e-12)
 
 
 def test_target_update_copies_batch_norm_statistics() -> None:
