@@ -1,4 +1,4 @@
-"""RecurrentPPORND: recurrent PPO (GRU or LSTM) with optional Random Network Distillation."""
+"""RecurrentPPORND: recurrent PPO (GRU, LSTM, FFM or MinGRU) with optional Random Network Distillation."""
 
 from __future__ import annotations
 
