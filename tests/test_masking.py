@@ -13,6 +13,7 @@ from stable_baselines3.common.env_util import make_vec_env
 
 from sb3_recurrent_ext import MaskableEvalCallback, RecurrentDQN, RecurrentPPORND
 from sb3_recurrent_ext.common import masking
+from sb3_recurrent_ext.common.envs.masked_cue import MaskedCueRecall
 from sb3_recurrent_ext.common.masking import masked_distribution
 
 SMALL_PPO = dict(n_steps=32, batch_size=64, n_epochs=2, use_rnd=False, policy_kwargs=dict(rnn_hidden_size=16))
@@ -212,45 +213,6 @@ def test_maskable_eval_callback(algorithm, callback_class):
     mid_episode_without_state = sum(no_state and not starting for no_state, starting in calls)
     if callback_class is MaskableEvalCallback:  # ours: every step within an episode gets the previous state
         assert len(calls) >= 40 and mid_episode_without_state == 0
-
-
-class MaskedCueRecall(gym.Env):
-    """A cue at the first step, then ``delay`` steps where only "wait" (action 0) is allowed; at the last step the
-    answer is one of ``n_cues`` actions (1..n_cues) of ``n_actions``. Right answer +1, wrong 0; a masked action
-    ends the episode with -1. ``action_masks()`` gives the allowed actions."""
-
-    def __init__(self, n_cues: int = 3, delay: int = 3, n_actions: int = 12) -> None:
-        self.n_cues, self.delay, self.n_actions = n_cues, delay, n_actions
-        self.action_space = spaces.Discrete(n_actions)
-        self.observation_space = spaces.Box(0.0, 1.0, (n_cues + delay + 1,), np.float32)
-
-    def _obs(self) -> np.ndarray:
-        obs = np.zeros(self.observation_space.shape, np.float32)
-        if self.t == 0:
-            obs[self.cue] = 1.0
-        obs[self.n_cues + self.t] = 1.0
-        return obs
-
-    def action_masks(self) -> np.ndarray:
-        mask = np.zeros(self.n_actions, bool)
-        if self.t < self.delay:
-            mask[0] = True
-        else:
-            mask[1 : self.n_cues + 1] = True
-        return mask
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        self.cue, self.t = int(self.np_random.integers(self.n_cues)), 0
-        return self._obs(), {}
-
-    def step(self, action):
-        if not self.action_masks()[int(action)]:
-            return self._obs(), -1.0, True, False, {}
-        if self.t == self.delay:
-            return self._obs(), float(int(action) == self.cue + 1), True, False, {}
-        self.t += 1
-        return self._obs(), 0.0, False, False, {}
 
 
 def _cue_recall_score(model, use_masking: bool, n_episodes: int = 100) -> float:
