@@ -15,6 +15,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -25,7 +26,9 @@ import torch as th
 from sb3_contrib import RecurrentPPO
 from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
 
 from sb3_recurrent_ext import RecurrentDQN, RecurrentPPORND, make_memory_vec_env
@@ -42,7 +45,7 @@ N_ENVS = 8
 FRAME_STACK = 4
 # SB3 PPO's own n_steps (2048 x 8 envs) would leave 6 updates in 100k steps: it takes the rollout and minibatch
 # sizes that RecurrentPPORND and sb3-contrib's RecurrentPPO both default to
-SB3_PPO = dict(n_steps=128, batch_size=128, n_epochs=10)
+SB3_PPO: dict[str, Any] = dict(n_steps=128, batch_size=128, n_epochs=10)
 # RecurrentDQN on 8 envs: one learning step per vectorised step, as in benchmark.py --family dqn
 RECURRENT_DQN: dict[str, Any] = dict(
     learning_starts=2000, train_freq=1, gradient_steps=1, learning_rate=lambda progress: 1e-3 * progress
@@ -71,7 +74,16 @@ NOTE = (
 )
 
 
-def run(task: str, name: str, seed: int, timesteps: int, eval_episodes: int) -> dict[str, Any]:
+def run(
+    task: str,
+    name: str,
+    seed: int,
+    timesteps: int,
+    eval_episodes: int,
+    checkpoints: Path | None = None,
+    checkpoint_every: int = 50_000,
+) -> dict[str, Any]:
+    """Train and evaluate one contender; with ``checkpoints``, resume from and save to ``checkpoints/<run>/``."""
     factory, stacked = CONTENDERS[name]
     env: VecEnv = make_memory_vec_env(task, n_envs=N_ENVS, seed=seed, flat_box=True)
     eval_env: VecEnv = make_memory_vec_env(task, n_envs=1, seed=seed + 10_000, flat_box=True)
@@ -80,14 +92,24 @@ def run(task: str, name: str, seed: int, timesteps: int, eval_episodes: int) -> 
     model: BaseAlgorithm = factory(env, seed)
     from benchmark import EpisodeReturns  # the same training-curve callback as the other families
 
-    callback = EpisodeReturns()
+    curve = EpisodeReturns()
+    saver = None
+    if checkpoints is not None:
+        saver = RunCheckpoint(checkpoints / _run_slug(task, name, seed, timesteps), checkpoint_every)
+    if saver is not None:
+        model = saver.restore(model, env, curve)
     start = time.perf_counter()
-    model.learn(timesteps, callback=callback)
-    wall = time.perf_counter() - start
+    # a resumed run continues the step count, so every schedule goes on from the checkpoint (zoo/resume.py's rule)
+    model.learn(
+        timesteps - model.num_timesteps,
+        callback=[curve] if saver is None else [curve, saver],
+        reset_num_timesteps=model.num_timesteps == 0,
+    )
+    wall = time.perf_counter() - start + (0.0 if saver is None else saver.wall_before)
     returns, _ = evaluate_policy(
         model, eval_env, n_eval_episodes=eval_episodes, deterministic=True, return_episode_rewards=True
     )
-    return {
+    result = {
         "task": task,
         "contender": name,
         "seed": seed,
@@ -95,8 +117,70 @@ def run(task: str, name: str, seed: int, timesteps: int, eval_episodes: int) -> 
         "eval": float(np.mean(returns)),
         "fps": timesteps / wall,
         "wall_s": wall,
-        "curve": callback.curve,
+        "curve": curve.curve,
     }
+    if saver is not None and saver.resumes:
+        result["resumed_from"] = saver.resumes  # the step counts training restarted at
+    return result
+
+
+def _run_slug(task: str, name: str, seed: int, timesteps: int) -> str:
+    contender = "".join(char if char.isalnum() else "_" for char in name)
+    return f"{task}__{contender}__seed{seed}__{timesteps}"
+
+
+class RunCheckpoint(BaseCallback):
+    """Saves a suite run every ``every`` steps (model, replay buffer, curve and wall time so far), so a run that
+    outlasts a session continues in the next one instead of starting over.
+
+    A resumed run restarts its envs (the episodes in progress are lost) and records the step counts it resumed at.
+    """
+
+    def __init__(self, directory: Path, every: int = 50_000) -> None:
+        super().__init__()
+        self.directory, self.every = directory, every
+        self.wall_before = 0.0
+        self.resumes: list[int] = []
+        self._started = time.perf_counter()
+        self._saved_at = 0
+        self._curve: Any = None
+
+    def restore(self, model: BaseAlgorithm, env: VecEnv, curve: Any) -> BaseAlgorithm:
+        """``model`` as last saved, with the curve so far in ``curve``; ``model`` itself if nothing was saved."""
+        self._curve = curve
+        progress_file = self.directory / "progress.json"
+        if not progress_file.exists():
+            return model
+        progress = json.loads(progress_file.read_text())
+        model = type(model).load(self.directory / "model.zip", env=env, device="cpu")
+        if isinstance(model, OffPolicyAlgorithm):
+            model.load_replay_buffer(self.directory / "replay_buffer.pkl")
+        curve.curve = [tuple(point) for point in progress["curve"]]
+        self.wall_before, self.resumes = progress["wall_s"], [*progress["resumes"], model.num_timesteps]
+        self._saved_at = model.num_timesteps
+        print(f"resuming {self.directory.name} at step {model.num_timesteps}", flush=True)
+        return model
+
+    def _on_training_start(self) -> None:
+        self._started = time.perf_counter()
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps - self._saved_at >= self.every:
+            self._save()
+        return True
+
+    def _save(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.model.save(self.directory / "model.zip")
+        if isinstance(self.model, OffPolicyAlgorithm):
+            self.model.save_replay_buffer(self.directory / "replay_buffer.pkl")
+        wall = self.wall_before + time.perf_counter() - self._started
+        progress = {"steps": self.num_timesteps, "wall_s": wall, "curve": self._curve.curve, "resumes": self.resumes}
+        # written last and atomically: a progress file always describes a complete model and buffer
+        partial = self.directory / "progress.json.partial"
+        partial.write_text(json.dumps(progress))
+        partial.replace(self.directory / "progress.json")
+        self._saved_at = self.num_timesteps
 
 
 def random_return(task: str, episodes: int = 100, seed: int = 0) -> float:
@@ -202,6 +286,13 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("benchmarks"))
+    parser.add_argument(
+        "--checkpoints",
+        type=Path,
+        default=None,
+        help="save each run here every --checkpoint-every steps and resume it from there (runs longer than a session)",
+    )
+    parser.add_argument("--checkpoint-every", type=int, default=50_000)
     parser.add_argument("--report", action="store_true", help="only rebuild popgym.md and the PNGs from the runs file")
     args = parser.parse_args(argv)
     th.set_num_threads(args.threads)
@@ -211,8 +302,10 @@ def main(argv: list[str]) -> None:
         for seed in args.seeds:  # interleaved: every task and contender for a seed, then the next seed
             for task in args.tasks:
                 for name in names:
-                    result = run(task, name, seed, args.timesteps, args.eval_episodes)
+                    result = run(task, name, seed, args.timesteps, args.eval_episodes, args.checkpoints, args.checkpoint_every)
                     with (args.out / "popgym_runs.jsonl").open("a") as runs_file:
                         runs_file.write(json.dumps(result) + "\n")
                     print(f"{task} seed {seed} | {name}: {result['eval']:.3f}, {result['fps']:.0f} fps", flush=True)
+                    if args.checkpoints is not None:  # recorded: a rerun of the command starts this run afresh
+                        shutil.rmtree(args.checkpoints / _run_slug(task, name, seed, args.timesteps), ignore_errors=True)
     report(args.out)
