@@ -473,3 +473,27 @@ def test_rollout_buffer_add_stores_state_and_both_values():
     np.testing.assert_array_equal(buffer.int_values[0], [10.0, 20.0])
     with pytest.raises(ValueError, match="hidden_state=None"):
         buffer.add(*step)
+
+
+def test_time_limit_truncations_bootstrap_with_each_envs_state_in_one_call():
+    from sb3_recurrent_ext.ppo_recurrent_rnd.rollout import bootstrap_truncations
+
+    model = _model(env=make_vec_env("CartPoleNoVel-v1", n_envs=3, seed=0), use_rnd=False)
+    policy = model.policy
+    state = RecurrentState(tuple(th.randn_like(t) for t in policy.initial_state(3).tensors))
+    terminal = np.random.default_rng(0).normal(size=(3, *model.observation_space.shape)).astype(np.float32)
+    infos = [
+        {"terminal_observation": terminal[0], "TimeLimit.truncated": True},
+        {"terminal_observation": terminal[1], "TimeLimit.truncated": False},  # terminated: no bootstrap
+        {"terminal_observation": terminal[2], "TimeLimit.truncated": True},
+    ]
+    rewards = np.ones(3, dtype=np.float32)
+    bootstrap_truncations(policy, rewards, np.array([True, True, True]), infos, state, gamma=0.9)
+    with th.no_grad():  # one env at a time, as SB3's collect_rollouts does
+        expected = [
+            1 + 0.9 * policy.predict_values(th.as_tensor(terminal[[i]]), state.index(np.array([i])), th.zeros(1))[0, 0].item()
+            for i in (0, 2)
+        ]
+    assert rewards[1] == 1.0
+    np.testing.assert_allclose(rewards[[0, 2]], expected, rtol=1e-5)
+    assert rewards[0] != rewards[2]  # each env's own state and observation

@@ -33,9 +33,8 @@ from sb3_recurrent_ext.ppo_recurrent_rnd.buffers import (
     SequenceBatch,
 )
 from sb3_recurrent_ext.ppo_recurrent_rnd.losses import minibatch_losses, record_train_logs
-from sb3_recurrent_ext.ppo_recurrent_rnd.policies import (
-    RecurrentActorCriticPolicy,
-)
+from sb3_recurrent_ext.ppo_recurrent_rnd.policies import RecurrentActorCriticPolicy
+from sb3_recurrent_ext.ppo_recurrent_rnd.rollout import add_intrinsic_rewards, bootstrap_truncations
 
 SelfRecurrentPPORND = TypeVar("SelfRecurrentPPORND", bound="RecurrentPPORND")
 
@@ -289,15 +288,7 @@ class RecurrentPPORND(OnPolicyAlgorithm):
             n_steps += 1
             if isinstance(self.action_space, spaces.Discrete):
                 actions = actions.reshape(-1, 1)
-            # Bootstrap a time-limit truncation with the value of the terminal observation, from the env's state
-            for idx, done in enumerate(dones):
-                if done and infos[idx].get("terminal_observation") is not None and infos[idx].get("TimeLimit.truncated"):
-                    terminal_obs = self.policy.obs_to_tensor(infos[idx]["terminal_observation"])[0]
-                    with th.no_grad():
-                        terminal_value = self.policy.predict_values(
-                            terminal_obs, state.index(np.array([idx])), th.zeros(1, device=self.device)
-                        )[0, 0]
-                    rewards[idx] += self.gamma * terminal_value.item()
+            bootstrap_truncations(self.policy, rewards, dones, infos, state, self.gamma)
             rollout_buffer.add(
                 self._last_obs,
                 actions,
@@ -317,13 +308,9 @@ class RecurrentPPORND(OnPolicyAlgorithm):
                 state,
                 th.as_tensor(dones, dtype=th.float32, device=self.device),
             )
-        # the target network is fixed: its features of this rollout serve every predictor step in train()
         self._rollout_rnd: RolloutRND | None = None
         if self.use_rnd:
-            buffer = rollout_buffer
-            self._rollout_rnd = self.rnd.observe_buffer(buffer.observations, buffer.hidden_states, self.observation_space)
-        if self._rollout_rnd is not None:
-            rollout_buffer.int_rewards[:] = self.rnd.intrinsic_rewards(self._rollout_rnd, self.n_steps, self.n_envs)
+            self._rollout_rnd = add_intrinsic_rewards(self.rnd, rollout_buffer, self.observation_space)
             self.logger.record("rollout/int_reward_mean", float(rollout_buffer.int_rewards.mean()))
         rollout_buffer.compute_two_stream_returns(
             last_values, dones, self.int_gamma, self.ext_adv_coef, self.int_adv_coef, self.use_rnd
