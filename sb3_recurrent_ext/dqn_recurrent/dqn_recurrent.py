@@ -12,7 +12,7 @@ from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.utils import LinearSchedule, get_parameters_by_name, obs_as_tensor, polyak_update
+from stable_baselines3.common.utils import LinearSchedule, get_parameters_by_name, polyak_update
 
 from sb3_recurrent_ext.common.checks import (
     check_finite_step,
@@ -21,9 +21,10 @@ from sb3_recurrent_ext.common.checks import (
     check_positive_number,
     check_unit_interval,
 )
-from sb3_recurrent_ext.common.masking import env_masks, mask_width, masked_argmax, random_allowed_actions, resolve_use_masking
+from sb3_recurrent_ext.common.masking import env_masks, mask_width, resolve_use_masking
 from sb3_recurrent_ext.common.policies import build_recurrent_policy, policy_aliases
 from sb3_recurrent_ext.dqn_recurrent import policies
+from sb3_recurrent_ext.dqn_recurrent.acting import epsilon_greedy_step, explore
 from sb3_recurrent_ext.dqn_recurrent.buffers import (
     SequenceReplayBuffer,
     sequence_replay_buffer_class,
@@ -217,7 +218,7 @@ class RecurrentDQN(OffPolicyAlgorithm):
                 self.observation_space,
                 self.action_space,
                 device=self.device,
-                n_envs=self.n_envs,
+                n_envs=self._replay_columns(),
                 seq_len=self.seq_len,
                 burn_in=self.burn_in,
                 n_step=self.n_step,
@@ -237,6 +238,10 @@ class RecurrentDQN(OffPolicyAlgorithm):
         self._state_before_step = self._last_state
         self._masks_before_step: np.ndarray | None = None
 
+    def _replay_columns(self) -> int:
+        """Envs the replay buffer keeps apart (one column each): this model's envs."""
+        return self.n_envs
+
     def _setup_learn(
         self,
         total_timesteps: int,
@@ -253,7 +258,7 @@ class RecurrentDQN(OffPolicyAlgorithm):
     def _on_step(self) -> None:
         """After every env step: the target update (every ``target_update_interval`` steps) and epsilon."""
         self._n_calls += 1
-        if self._n_calls % max(self.target_update_interval // self.n_envs, 1) == 0:
+        if self._n_calls % max(self.target_update_interval // self.replay_buffer.n_envs, 1) == 0:
             polyak_update(self.policy.q_net.parameters(), self.policy.q_net_target.parameters(), self.tau)
             # as SB3's DQN: batch-norm running statistics (of a custom features extractor) are copied, not averaged
             polyak_update(
@@ -267,31 +272,15 @@ class RecurrentDQN(OffPolicyAlgorithm):
     def _sample_action(
         self, learning_starts: int, action_noise: ActionNoise | None = None, n_envs: int = 1
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Epsilon-greedy actions; the net runs at every step (also while acting randomly) to carry the state."""
-        assert self._last_obs is not None
-        obs_tensor = obs_as_tensor(self._last_obs, self.device)
-        starts = th.as_tensor(self._last_episode_starts, dtype=th.float32, device=self.device)
-        self._state_before_step = self._last_state.reset(starts)
-        assert self.env is not None
+        """Epsilon-greedy actions, the state carried through every step (:func:`acting.epsilon_greedy_step`)."""
+        assert self._last_obs is not None and self._last_episode_starts is not None and self.env is not None
         masks = env_masks(self.env, n_envs, self.action_space) if self.use_masking else None
         self._masks_before_step = masks
-        with th.no_grad():
-            q_values, self._last_state = self.policy.q_step(obs_tensor, self._state_before_step)
-        greedy = masked_argmax(q_values, None if masks is None else th.as_tensor(masks, device=self.device))
         epsilon = 1.0 if self.num_timesteps < learning_starts else self.exploration_rate
-        actions = self._explore(greedy.cpu().numpy(), epsilon, masks)
+        actions, self._state_before_step, self._last_state = epsilon_greedy_step(
+            self.policy, self._last_obs, self._last_state, self._last_episode_starts, masks, epsilon, self.action_space
+        )
         return actions, actions
-
-    def _explore(self, actions: np.ndarray, epsilon: float, masks: np.ndarray | None) -> np.ndarray:
-        """Replace each of ``actions`` ``(n_envs,)`` with probability ``epsilon`` by a random (allowed) action."""
-        explore = np.random.rand(len(actions)) < epsilon
-        if not explore.any():
-            return actions
-        if masks is None:
-            actions[explore] = [self.action_space.sample() for _ in range(int(explore.sum()))]
-        else:
-            actions[explore] = random_allowed_actions(masks[explore])
-        return actions
 
     def _store_transition(
         self,
@@ -323,7 +312,7 @@ class RecurrentDQN(OffPolicyAlgorithm):
         if not deterministic and self.exploration_rate > 0:
             flat = np.atleast_1d(actions)
             masks = None if action_masks is None else np.asarray(action_masks, dtype=bool).reshape(len(flat), -1)
-            actions = self._explore(flat, self.exploration_rate, masks).reshape(np.shape(actions))
+            actions = explore(flat, self.exploration_rate, masks, self.action_space).reshape(np.shape(actions))
         return actions, next_state
 
     def train(self, gradient_steps: int, batch_size: int = 32) -> None:
