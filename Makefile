@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	$(PIP) install $(TORCH)
-	$(PIP) install -e ".[envs,dev,export]" $(TORCH)
+	$(PIP) install -e ".[envs,dev,export,distributed]" $(TORCH)
 	touch $@
 
 install: $(VENV)/.installed

@@ -8,11 +8,13 @@ from sb3_recurrent_ext.common.recurrent.spec import net_spec_to_kwargs
 from sb3_recurrent_ext.common.recurrent.states import RecurrentState
 from sb3_recurrent_ext.common.torch_layers import RecurrentNetExtractor
 from sb3_recurrent_ext.dqn_recurrent import RecurrentDQN
+from sb3_recurrent_ext.dqn_recurrent.distributed import DistributedRecurrentDQN
 from sb3_recurrent_ext.ppo_recurrent_rnd import RecurrentPPO, RecurrentPPORND
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DistributedRecurrentDQN",
     "MaskableEvalCallback",
     "RecurrentDQN",
     "RecurrentNet",
