@@ -11,6 +11,7 @@ and RecurrentDQN (GRU and LSTM; ``--burn-in-ablation`` adds burn_in=0 with store
     python scripts/benchmark.py --family dqn --env popgym-RepeatFirstEasy-v0 --timesteps 100000 --seeds 0 1 2
     python scripts/benchmark.py --suite popgym --timesteps 500000 --seeds 0 1 2   # the memory suite (popgym_suite.py)
     python scripts/benchmark.py --suite cells   # one recurrent training call per cell (cell_speed.py)
+    python scripts/benchmark.py --family dqn --actors 1 2   # DistributedRecurrentDQN's throughput (distributed_scaling.py)
 
 Runs are interleaved (seed by seed, every contender in turn), torch threads are fixed, evaluation is
 deterministic (stochastic for ``--family rnd``) over ``--eval-episodes`` episodes of a separate env with
@@ -265,6 +266,11 @@ def main() -> None:
             from popgym_suite import main as suite_main
 
         suite_main(sys.argv[1:])
+        return
+    if "--actors" in sys.argv:  # --family dqn --actors 1 2: DistributedRecurrentDQN's throughput
+        from distributed_scaling import main as scaling_main
+
+        scaling_main([arg for arg in sys.argv[1:] if arg not in ("--family", "dqn")])
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--family", choices=["ppo", "dqn", "rnd"], default="ppo")
