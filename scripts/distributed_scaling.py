@@ -40,6 +40,26 @@ def measure(model: Any, timesteps: int) -> dict[str, float]:
     }
 
 
+def time_parts(env_id: str, envs_per_actor: int) -> dict[str, float]:
+    """An actor's vectorised step and the learner's writing of one step of its envs into the replay, timed in
+    this process with the classes the Ray run uses (milliseconds)."""
+    from sb3_recurrent_ext.dqn_recurrent.distributed import SequenceActor, _EnvById
+
+    model = DistributedRecurrentDQN("MlpGruPolicy", env_id, n_actors=1, envs_per_actor=envs_per_actor, seed=0)
+    actor = SequenceActor(_EnvById(env_id, envs_per_actor), model.policy, 0, use_masking=False)
+    weights = model.policy.q_net.state_dict()
+    actor.collect(10, 0.1, 0, weights)
+    start = time.perf_counter()
+    steps = actor.collect(500, 0.1, 0, weights)["steps"]
+    acting = (time.perf_counter() - start) / 500
+    start = time.perf_counter()
+    for step in steps:
+        model.replay_buffer.add_recurrent(step["states"], step["episode_starts"], step["masks"])
+        model.replay_buffer.add(step["obs"], step["next_obs"], step["actions"], step["rewards"], step["dones"], step["infos"])
+    writing = (time.perf_counter() - start) / 500
+    return {"actor step (ms)": 1e3 * acting, "replay write of one step (ms)": 1e3 * writing}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--actors", type=int, nargs="+", default=[1, 2])
@@ -80,6 +100,9 @@ def main(argv: list[str] | None = None) -> None:
             f"| {name} | {row['env_steps_per_s']:.0f} | {row['updates_per_s']:.1f} | {row['replay_ratio']:.1f} "
             f"| {row['updates']:.0f} | {row['wall_s']:.0f} |"
         )
+    parts = time_parts(args.env, args.envs_per_actor)
+    lines += ["", f"Parts, {args.envs_per_actor} envs, timed in this process after the runs:"]
+    lines += [f"- {name}: {value:.2f}" for name, value in parts.items()]
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
