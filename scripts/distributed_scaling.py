@@ -43,10 +43,10 @@ def measure(model: Any, timesteps: int) -> dict[str, float]:
 def time_parts(env_id: str, envs_per_actor: int) -> dict[str, float]:
     """An actor's vectorised step and the learner's writing of one step of its envs into the replay, timed in
     this process with the classes the Ray run uses (milliseconds)."""
-    from sb3_recurrent_ext.dqn_recurrent.distributed import SequenceActor, _EnvById
+    from sb3_recurrent_ext.dqn_recurrent.distributed import EnvById, SequenceActor
 
     model = DistributedRecurrentDQN("MlpGruPolicy", env_id, n_actors=1, envs_per_actor=envs_per_actor, seed=0)
-    actor = SequenceActor(_EnvById(env_id, envs_per_actor), model.policy, 0, use_masking=False)
+    actor = SequenceActor(EnvById(env_id, envs_per_actor), model.policy, 0, use_masking=False)
     weights = model.policy.q_net.state_dict()
     actor.collect(10, 0.1, 0, weights)
     start = time.perf_counter()

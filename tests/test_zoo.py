@@ -676,3 +676,26 @@ def test_entry_arguments_parse_rl_zoo_strings():
     assert arguments["learning_rate"](1.0) == pytest.approx(1e-3) and arguments["learning_rate"](0.5) == pytest.approx(5e-4)
     assert policy_kwargs == {"rnn_hidden_size": 32, "activation_fn": nn.ReLU}
     assert schedule_start("lin_0.2") == 0.2 and schedule_start(0.3) == 0.3
+
+
+def test_the_same_zoo_entry_runs_with_ray_actors(tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="the distributed extra")
+    from sb3_recurrent_ext.dqn_recurrent.distributed import DistributedRecurrentDQN
+
+    logs = tmp_path / "logs"
+    command = [*TRAIN, "--algo", "recurrent_dqn", "--env", "CartPoleNoVel-v1", "-f", str(logs), "-n", "2400"]
+    train = subprocess.run(
+        [*command, "--n-actors", "2", "--eval-freq", "-1", "--verbose", "0"], capture_output=True, text=True, timeout=600
+    )
+    assert train.returncode == 0, train.stderr[-2000:]
+    model = DistributedRecurrentDQN.load(logs / "recurrent_dqn" / "CartPoleNoVel-v1_1" / "CartPoleNoVel-v1.zip")
+    # the entry's 8 envs shared by the 2 actors, and its hyperparameters (zoo_configs/recurrent_dqn.yml)
+    assert (model.n_actors, model.envs_per_actor, model.batch_size) == (2, 4, 64)
+    assert model.num_timesteps >= 2400 and model._n_updates > 0
+    refused = subprocess.run(
+        [*TRAIN, "--algo", "recurrent_ppo", "--env", "CartPoleNoVel-v1", "-f", str(logs), "--n-actors", "2"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert refused.returncode != 0 and "--n-actors runs --algo recurrent_dqn" in refused.stderr

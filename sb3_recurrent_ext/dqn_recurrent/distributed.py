@@ -227,7 +227,7 @@ class DistributedRecurrentDQN(RecurrentDQN):
         self.ray_address = ray_address
         self.interrupt_save_path = interrupt_save_path
         if make_actor_env is None and isinstance(env, str):
-            make_actor_env = _EnvById(env, self.envs_per_actor)
+            make_actor_env = EnvById(env, self.envs_per_actor)
         self.make_actor_env = make_actor_env
         self._pool: ActorPool | None = None
         self.actor_restarts = 0  # actor processes Ray restarted during learn(), all calls together
@@ -354,7 +354,7 @@ class DistributedRecurrentDQN(RecurrentDQN):
         return [*super()._excluded_save_params(), "_pool", "_weights_ref"]
 
 
-class _EnvById:
+class EnvById:
     """``make_vec_env(env_id, n_envs)`` as a picklable callable for the actors."""
 
     def __init__(self, env_id: str, n_envs: int) -> None:

@@ -85,7 +85,7 @@ def _pop_int(argv: list[str], name: str, default: int) -> tuple[list[str], int]:
     try:
         number = int(value)
     except ValueError:
-        raise SystemExit(f"{name}={value!r} must be a whole number of seconds") from None
+        raise SystemExit(f"{name}={value!r} must be a whole number") from None
     kept, skip = [], False
     for arg in argv:
         if skip:
@@ -110,8 +110,14 @@ def train() -> None:
         storage.install(heartbeat_interval, grace_period)
     except ValueError as error:
         raise SystemExit(f"--heartbeat-interval/--grace-period: {error}") from None
+    argv, n_actors = _pop_int(argv, "--n-actors", 0)
     enqueue = ENQUEUE_FLAG in argv
     argv = with_defaults([arg for arg in argv if arg != ENQUEUE_FLAG])
+    if n_actors:  # R2D2's actors on Ray, from the same zoo_configs entry
+        from sb3_recurrent_ext.zoo.actors import use_actors
+
+        algo, env_id = _value(argv, ("--algo",), "ppo"), _value(argv, ("--env",), "CartPole-v1")
+        use_actors(n_actors, algo, env_id, _value(argv, ("-conf", "--conf-file"), ""))
     if enqueue:
         enqueue_from_command_line(argv)
     sys.argv = [sys.argv[0], *argv]
