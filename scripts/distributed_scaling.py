@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import pickle
 import time
 from pathlib import Path
 from typing import Any
@@ -41,23 +42,47 @@ def measure(model: Any, timesteps: int) -> dict[str, float]:
 
 
 def time_parts(env_id: str, envs_per_actor: int) -> dict[str, float]:
-    """An actor's vectorised step and the learner's writing of one step of its envs into the replay, timed in
-    this process with the classes the Ray run uses (milliseconds)."""
-    from sb3_recurrent_ext.dqn_recurrent.distributed import EnvById, SequenceActor
+    """The parts of a round, timed in this process with the classes the Ray run uses (milliseconds): an actor's
+    vectorised step; on the learner, unpickling one actor's chunk of 4 steps, joining one step of N actors, and
+    writing one step of N actors' envs into the replay (N = 1, 8, 64)."""
+    from sb3_recurrent_ext.dqn_recurrent.distributed import EnvById, SequenceActor, _across_actors
 
     model = DistributedRecurrentDQN("MlpGruPolicy", env_id, n_actors=1, envs_per_actor=envs_per_actor, seed=0)
     actor = SequenceActor(EnvById(env_id, envs_per_actor), model.policy, 0, use_masking=False)
     weights = model.policy.q_net.state_dict()
     actor.collect(10, 0.1, 0, weights)
+    parts = {"actor step": _per_call(lambda: actor.collect(1, 0.1, 0, weights), 300)}
+    chunk = actor.collect(4, 0.1, 0, weights)
+    blob = pickle.dumps(chunk)
+    parts["unpickle one chunk"] = _per_call(lambda: pickle.loads(blob), 200)
+    for n_actors in (1, 8, 64):
+        steps = [chunk["steps"][0]] * n_actors
+        parts[f"join one step of {n_actors} actors"] = _per_call(lambda steps=steps: _across_actors(steps), 100)
+        parts[f"replay write of one step of {n_actors} actors"] = _replay_write(env_id, n_actors, envs_per_actor, steps)
+    return parts
+
+
+def _per_call(call: Any, repeats: int) -> float:
     start = time.perf_counter()
-    steps = actor.collect(500, 0.1, 0, weights)["steps"]
-    acting = (time.perf_counter() - start) / 500
-    start = time.perf_counter()
-    for step in steps:
+    for _ in range(repeats):
+        call()
+    return 1e3 * (time.perf_counter() - start) / repeats
+
+
+def _replay_write(env_id: str, n_actors: int, envs_per_actor: int, steps: list[dict[str, Any]]) -> float:
+    from sb3_recurrent_ext.dqn_recurrent.distributed import _across_actors
+
+    columns = n_actors * envs_per_actor
+    model = DistributedRecurrentDQN(
+        "MlpGruPolicy", env_id, n_actors=n_actors, envs_per_actor=envs_per_actor, buffer_size=columns * 1000
+    )
+    step = _across_actors(steps)
+
+    def write() -> None:
         model.replay_buffer.add_recurrent(step["states"], step["episode_starts"], step["masks"])
         model.replay_buffer.add(step["obs"], step["next_obs"], step["actions"], step["rewards"], step["dones"], step["infos"])
-    writing = (time.perf_counter() - start) / 500
-    return {"actor step (ms)": 1e3 * acting, "replay write of one step (ms)": 1e3 * writing}
+
+    return _per_call(write, 200)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -101,8 +126,8 @@ def main(argv: list[str] | None = None) -> None:
             f"| {row['updates']:.0f} | {row['wall_s']:.0f} |"
         )
     parts = time_parts(args.env, args.envs_per_actor)
-    lines += ["", f"Parts, {args.envs_per_actor} envs, timed in this process after the runs:"]
-    lines += [f"- {name}: {value:.2f}" for name, value in parts.items()]
+    lines += ["", f"Parts of a round ({args.envs_per_actor} envs per actor), timed in this process after the runs (ms):"]
+    lines += [f"- {name}: {value:.3f}" for name, value in parts.items()]
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
