@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--env", default="CartPoleNoVel-v1")
     parser.add_argument("--actors", type=int, default=2)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--actor-epsilon-alpha", type=float, default=7.0, help="Ape-X's alpha (0: all actors at eps)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/distributed_learning.jsonl"))
     args = parser.parse_args()
     th.set_num_threads(1)
@@ -44,6 +45,7 @@ def main() -> None:
             envs_per_actor=n_envs // args.actors,
             policy_kwargs=policy_kwargs,
             seed=seed,
+            actor_epsilon_alpha=args.actor_epsilon_alpha,
             **arguments,
         )
         start = time.perf_counter()
@@ -55,6 +57,7 @@ def main() -> None:
         result = {
             "env": args.env,
             "actors": args.actors,
+            "actor_epsilon_alpha": args.actor_epsilon_alpha,
             "seed": seed,
             "timesteps": model.num_timesteps,
             "eval": sum(returns) / len(returns),

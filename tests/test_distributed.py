@@ -31,6 +31,7 @@ def local_ray():
 def test_actor_epsilons_follow_ape_x():
     np.testing.assert_allclose(actor_epsilons(0.4, 1), [0.4])
     np.testing.assert_allclose(actor_epsilons(0.4, 3, alpha=7.0), [0.4, 0.4**4.5, 0.4**8])
+    np.testing.assert_allclose(actor_epsilons(0.4, 3, alpha=0.0), [0.4, 0.4, 0.4])
 
 
 @pytest.mark.parametrize(
@@ -40,6 +41,7 @@ def test_actor_epsilons_follow_ape_x():
         ("envs_per_actor", -1, "envs_per_actor=-1"),
         ("weight_sync_interval", 0, "weight_sync_interval=0"),
         ("actor_max_restarts", -1, "actor_max_restarts=-1"),
+        ("actor_epsilon_alpha", -1.0, "actor_epsilon_alpha=-1.0"),
     ],
 )
 def test_bad_arguments_are_named_at_construction(argument, value, message):

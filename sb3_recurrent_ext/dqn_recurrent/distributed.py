@@ -35,7 +35,7 @@ from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, RolloutReturn, TrainFreq, TrainFrequencyUnit
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_recurrent_ext.common.checks import check_finite_step, check_positive_int, check_positive_number
+from sb3_recurrent_ext.common.checks import check_finite_step, check_positive_int
 from sb3_recurrent_ext.common.masking import env_masks
 from sb3_recurrent_ext.dqn_recurrent.acting import epsilon_greedy_step, next_observations
 from sb3_recurrent_ext.dqn_recurrent.dqn_recurrent import RecurrentDQN
@@ -195,7 +195,8 @@ class DistributedRecurrentDQN(RecurrentDQN):
     :param envs_per_actor: envs each actor steps (a ``VecEnv``).
     :param make_actor_env: ``() -> VecEnv`` run in each actor (it must be picklable); default: ``env``'s id.
     :param weight_sync_interval: learner updates between publications of the online net's weights.
-    :param actor_epsilon_alpha: Ape-X's ``alpha`` spreading the actors' exploration rates (7 in the paper).
+    :param actor_epsilon_alpha: Ape-X's ``alpha`` spreading the actors' exploration rates (7 in the paper; 0: all at
+        ``eps``).
     :param actor_max_restarts: how often Ray restarts a dead actor process before the run fails.
     :param ray_address: ``None``: the running Ray instance, or a new local one; ``"auto"``: the cluster.
     :param interrupt_save_path: where Ctrl-C saves the model (``<path>.zip``) and the replay buffer
@@ -220,7 +221,10 @@ class DistributedRecurrentDQN(RecurrentDQN):
         self.n_actors = check_positive_int(n_actors, "n_actors")
         self.envs_per_actor = check_positive_int(envs_per_actor, "envs_per_actor")
         self.weight_sync_interval = check_positive_int(weight_sync_interval, "weight_sync_interval")
-        self.actor_epsilon_alpha = check_positive_number(actor_epsilon_alpha, "actor_epsilon_alpha")
+        alpha_is_number = isinstance(actor_epsilon_alpha, int | float) and not isinstance(actor_epsilon_alpha, bool)
+        if not alpha_is_number or actor_epsilon_alpha < 0:
+            raise ValueError(f"actor_epsilon_alpha={actor_epsilon_alpha!r} must be a number >= 0 (0: every actor uses eps)")
+        self.actor_epsilon_alpha = float(actor_epsilon_alpha)
         if not isinstance(actor_max_restarts, int) or actor_max_restarts < 0:
             raise ValueError(f"actor_max_restarts={actor_max_restarts!r} must be a non-negative integer")
         self.actor_max_restarts = actor_max_restarts
