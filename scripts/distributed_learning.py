@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--env", default="CartPoleNoVel-v1")
     parser.add_argument("--actors", type=int, default=2)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--actor-epsilon-alpha", type=float, default=7.0, help="Ape-X's alpha (0: all actors at eps)")
+    parser.add_argument("--actor-epsilon-alpha", type=float, default=0.0, help="Ape-X's alpha (0: all actors at eps)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/distributed_learning.jsonl"))
     args = parser.parse_args()
     th.set_num_threads(1)
