@@ -95,9 +95,8 @@ def run(
     curve = EpisodeReturns()
     saver = None
     if checkpoints is not None:
-        saver = RunCheckpoint(checkpoints / _run_slug(task, name, seed, timesteps), checkpoint_every)
-    if saver is not None:
-        model = saver.restore(model, env, curve)
+        saver = RunCheckpoint(checkpoints / _run_slug(task, name, seed, timesteps), curve, checkpoint_every)
+        model = saver.restore(model, env)
     start = time.perf_counter()
     # a resumed run continues the step count, so every schedule goes on from the checkpoint (zoo/resume.py's rule)
     model.learn(
@@ -136,18 +135,17 @@ class RunCheckpoint(BaseCallback):
     A resumed run restarts its envs (the episodes in progress are lost) and records the step counts it resumed at.
     """
 
-    def __init__(self, directory: Path, every: int = 50_000) -> None:
+    def __init__(self, directory: Path, curve: Any, every: int = 50_000) -> None:
+        """:param curve: the run's ``EpisodeReturns``, whose points are saved and restored with the model."""
         super().__init__()
-        self.directory, self.every = directory, every
+        self.directory, self.curve, self.every = directory, curve, every
         self.wall_before = 0.0
         self.resumes: list[int] = []
         self._started = time.perf_counter()
         self._saved_at = 0
-        self._curve: Any = None
 
-    def restore(self, model: BaseAlgorithm, env: VecEnv, curve: Any) -> BaseAlgorithm:
-        """``model`` as last saved, with the curve so far in ``curve``; ``model`` itself if nothing was saved."""
-        self._curve = curve
+    def restore(self, model: BaseAlgorithm, env: VecEnv) -> BaseAlgorithm:
+        """``model`` as last saved, with the curve so far restored; ``model`` itself if nothing was saved."""
         progress_file = self.directory / "progress.json"
         if not progress_file.exists():
             return model
@@ -155,7 +153,7 @@ class RunCheckpoint(BaseCallback):
         model = type(model).load(self.directory / "model.zip", env=env, device="cpu")
         if isinstance(model, OffPolicyAlgorithm):
             model.load_replay_buffer(self.directory / "replay_buffer.pkl")
-        curve.curve = [tuple(point) for point in progress["curve"]]
+        self.curve.curve = [tuple(point) for point in progress["curve"]]
         self.wall_before, self.resumes = progress["wall_s"], [*progress["resumes"], model.num_timesteps]
         self._saved_at = model.num_timesteps
         print(f"resuming {self.directory.name} at step {model.num_timesteps}", flush=True)
@@ -175,7 +173,7 @@ class RunCheckpoint(BaseCallback):
         if isinstance(self.model, OffPolicyAlgorithm):
             self.model.save_replay_buffer(self.directory / "replay_buffer.pkl")
         wall = self.wall_before + time.perf_counter() - self._started
-        progress = {"steps": self.num_timesteps, "wall_s": wall, "curve": self._curve.curve, "resumes": self.resumes}
+        progress = {"steps": self.num_timesteps, "wall_s": wall, "curve": self.curve.curve, "resumes": self.resumes}
         # written last and atomically: a progress file always describes a complete model and buffer
         partial = self.directory / "progress.json.partial"
         partial.write_text(json.dumps(progress))

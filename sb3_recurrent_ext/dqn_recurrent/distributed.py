@@ -139,13 +139,14 @@ class ActorPool:
             remote_actor.remote(make_env, self._policy_ref, seed + index * envs_per_actor, use_masking)
             for index in range(n_actors)
         ]
-        self.restarts = [0] * n_actors
         self._processes: list[str | None] = [None] * n_actors  # each actor's process, as last seen
-        self.reported_restarts = 0
         self._pending: list[Any] | None = None
 
-    def next_chunks(self, n_steps: int, epsilons: np.ndarray, weights_version: int, weights: Any) -> list[dict[str, Any]]:
-        """Every actor's chunk requested last time (or now, the first time); then requests the next chunks.
+    def next_chunks(
+        self, n_steps: int, epsilons: np.ndarray, weights_version: int, weights: Any
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Every actor's chunk requested last time (or now, the first time), and how many of them came from a
+        restarted process; then requests the next chunks.
 
         :param weights: the online net's ``state_dict`` as a Ray object reference (``ray.put``).
         """
@@ -156,12 +157,11 @@ class ActorPool:
         assert self._pending is not None
         # a dead actor is restarted by Ray, which runs the chunk's task again on the new process (max_task_retries)
         chunks: list[dict[str, Any]] = ray.get(self._pending)
-        for index, chunk in enumerate(chunks):
-            if self._processes[index] not in (None, chunk["process"]):
-                self.restarts[index] += 1
-            self._processes[index] = chunk["process"]
+        processes = [chunk["process"] for chunk in chunks]
+        restarted = sum(seen not in (None, now) for seen, now in zip(self._processes, processes, strict=True))
+        self._processes = processes
         self._dispatch(n_steps, epsilons, weights_version, weights)
-        return chunks
+        return chunks, restarted
 
     def _dispatch(self, n_steps: int, epsilons: np.ndarray, weights_version: int, weights: Any) -> None:
         self._pending = [
@@ -308,9 +308,8 @@ class DistributedRecurrentDQN(RecurrentDQN):
         epsilons = actor_epsilons(epsilon, self.n_actors, self.actor_epsilon_alpha)
         for index, actor_epsilon in enumerate(epsilons):
             self.logger.record(f"rollout/actor_{index}_epsilon", float(actor_epsilon))
-        chunks = self._pool.next_chunks(train_freq.frequency, epsilons, *self._published_weights())
-        self.actor_restarts += sum(self._pool.restarts) - self._pool.reported_restarts
-        self._pool.reported_restarts = sum(self._pool.restarts)
+        chunks, restarted = self._pool.next_chunks(train_freq.frequency, epsilons, *self._published_weights())
+        self.actor_restarts += restarted
         self.logger.record("rollout/actor_restarts", self.actor_restarts)
         callback.on_rollout_start()
         n_steps = n_episodes = 0
