@@ -33,6 +33,26 @@ def test_linear_scan_equals_the_recurrence(dtype, constant, time):
     th.testing.assert_close(linear_scan(a, b, initial), _loop(a, b, initial))
 
 
+@pytest.mark.parametrize("dtype", [th.float64, th.complex128])
+@pytest.mark.parametrize("constant", [False, True])
+@pytest.mark.parametrize("time", [1, 2, 7, 33])
+def test_linear_scan_gradients_equal_the_recurrence(dtype, constant, time):
+    """The hand-written backward pass against autograd through the step loop (complex: PyTorch's conjugates)."""
+    generator = th.Generator().manual_seed(time)
+    a = th.rand((5,) if constant else (3, time, 5), generator=generator, dtype=th.float64).to(dtype)
+    if not constant:
+        a[:, time // 2] = 0
+    b = th.randn((3, time, 5), generator=generator, dtype=th.float64).to(dtype)
+    initial = th.randn((3, 5), generator=generator, dtype=th.float64).to(dtype)
+    inputs = [t.requires_grad_() for t in (a, b, initial)]
+    weights = th.randn((3, time, 5), generator=generator, dtype=th.float64).to(dtype)
+    grads = th.autograd.grad((linear_scan(*inputs) * weights).abs().sum(), inputs)
+    reference = th.autograd.grad((_loop(*inputs) * weights).abs().sum(), inputs)
+    for grad, reference_grad in zip(grads, reference, strict=True):
+        th.testing.assert_close(grad, reference_grad)
+    assert th.autograd.gradcheck(linear_scan, inputs)
+
+
 def _random_state(net: RecurrentNet, batch: int) -> RecurrentState:
     return RecurrentState(tuple(th.randn_like(t) for t in net.initial_state(batch).tensors))
 

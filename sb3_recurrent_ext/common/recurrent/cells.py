@@ -13,6 +13,7 @@ starts and lengths, so :class:`~sb3_recurrent_ext.common.recurrent.nets.Recurren
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch as th
 from torch import nn
@@ -26,7 +27,7 @@ def linear_scan(a: th.Tensor, b: th.Tensor, initial: th.Tensor) -> th.Tensor:
     The pairs ``(a, b)`` compose associatively, ``(a1, b1) then (a2, b2) = (a1 a2, a2 b1 + b2)``; after the
     ``log2(T)`` doubling steps, ``(a_t, b_t)`` hold the composition of steps ``0..t``. Products of decays in
     ``[0, 1]`` can only shrink, so the scan is stable for any length (unlike the closed form ``a^t`` / ``a^-t``).
-    Real or complex tensors.
+    Real or complex tensors. The backward pass is the same scan run backwards in time (:class:`_LinearScan`).
 
     :param a: ``(batch, time, *D)`` decays, or ``(*D)`` for decays that are the same at every step (FFM without
         episode starts), which halves the work: level ``k`` then composes with the constant ``a^(2^k)``.
@@ -34,33 +35,73 @@ def linear_scan(a: th.Tensor, b: th.Tensor, initial: th.Tensor) -> th.Tensor:
     :param initial: ``(batch, *D)``.
     :return: ``(batch, time, *D)``.
     """
-    time = b.shape[1]
-    offset = 1
-    steps = th.arange(time, device=b.device).view(1, time, *([1] * (b.dim() - 2)))
-    if a.dim() < b.dim():
-        power = a
-        while offset < time:
-            b = b + power * _shifted(b, offset, steps)
-            power, offset = power * power, offset * 2
-        # (time, *D): a^(t + 1), the decay of the initial state after step t
-        initial_decay = th.cumprod(a.unsqueeze(0).expand(time, *a.shape), dim=0)
-        return initial_decay * initial.unsqueeze(1) + b
+    return _LinearScan.apply(a, b, initial)
+
+
+def _scan_in_place(decays: th.Tensor, inputs: th.Tensor) -> None:
+    """The scan on tensors the caller owns, outside autograd: ``inputs`` becomes the states from a zero initial
+    state, ``decays`` the product of the decays up to each step. Both ``(batch, time, *D)``."""
+    time, offset = inputs.shape[1], 1
     while offset < time:
-        # step t composes with step t - offset; the first `offset` steps are already complete
-        b = b + a * _shifted(b, offset, steps)
-        a = a * th.where(steps >= offset, th.roll(a, offset, dims=1), th.ones((), dtype=a.dtype))
+        # each right-hand side is computed before its write, so step t reads step t - offset's previous value
+        inputs[:, offset:] += decays[:, offset:] * inputs[:, :-offset]
+        decays[:, offset:] = decays[:, offset:] * decays[:, :-offset]
         offset *= 2
-    return a * initial.unsqueeze(1) + b
 
 
-def _shifted(x: th.Tensor, offset: int, steps: th.Tensor) -> th.Tensor:
-    """``x`` moved ``offset`` steps later in time, zeros in the first ``offset`` steps.
+def _scan_constant_in_place(decay: th.Tensor, inputs: th.Tensor) -> th.Tensor:
+    """:func:`_scan_in_place` with one ``(*D)`` decay for every step; returns ``(time, *D)`` ``decay^(t + 1)``."""
+    time, offset, power = inputs.shape[1], 1, decay
+    while offset < time:
+        inputs[:, offset:] += power * inputs[:, :-offset]
+        power, offset = power * power, offset * 2
+    return th.cumprod(decay.unsqueeze(0).expand(time, *decay.shape), dim=0)
 
-    Why a roll and a ``where`` rather than slices and a ``cat``: their backward passes are a roll and a ``where``
-    again, where a slice's backward allocates and fills a zero tensor of the whole size (profiled: ``fill_`` and
-    ``cat`` were about half of FFM's forward + backward time; 180 -> 154 ms at 32 sequences x 128 steps, loaded).
+
+class _LinearScan(th.autograd.Function):
+    """:func:`linear_scan` with a hand-written backward pass.
+
+    Why: recorded by autograd, every doubling step's shifts and masks were kept and differentiated one by one;
+    here the forward pass runs in place and the backward pass is one scan backwards in time,
+    ``lam_t = g_t + conj(a_{t+1}) lam_{t+1}``, with ``dL/db_t = lam_t``, ``dL/da_t = lam_t conj(s_{t-1})`` and
+    ``dL/d initial = conj(a_0) lam_0`` (PyTorch's conjugate convention for complex tensors). Forward and backward
+    together: 47.7 -> 12.8 ms at 32 sequences x 128 steps x 64, 6.5 -> 3.2 ms at 8 x 32 (loaded machine).
     """
-    return th.where(steps >= offset, th.roll(x, offset, dims=1), th.zeros((), dtype=x.dtype))
+
+    @staticmethod
+    def forward(ctx: Any, decays: th.Tensor, inputs: th.Tensor, initial: th.Tensor) -> th.Tensor:
+        states = inputs.clone()
+        if decays.dim() < inputs.dim():
+            products = _scan_constant_in_place(decays, states)
+        else:
+            products = decays.clone()
+            _scan_in_place(products, states)
+        states += products * initial.unsqueeze(1)
+        ctx.save_for_backward(decays, states, initial)
+        return states
+
+    @staticmethod
+    def backward(ctx: Any, grad_states: th.Tensor) -> tuple[th.Tensor | None, th.Tensor, th.Tensor | None]:
+        decays, states, initial = ctx.saved_tensors
+        constant = decays.dim() < states.dim()
+        # lam, reversed in time: (batch, time, *D); step k of the reversed scan decays by a_{T-k}
+        lam = grad_states.flip(1).contiguous()
+        if constant:
+            _scan_constant_in_place(decays.conj(), lam)
+        else:
+            reversed_decays = th.zeros_like(decays)
+            reversed_decays[:, 1:] = decays.conj().flip(1)[:, :-1]
+            _scan_in_place(reversed_decays, lam)
+        lam = lam.flip(1)
+        grad_decays = grad_initial = None
+        if ctx.needs_input_grad[0]:
+            previous = th.cat([initial.unsqueeze(1), states[:, :-1]], dim=1)
+            grad_decays = lam * previous.conj()
+            if constant:
+                grad_decays = grad_decays.sum(dim=(0, 1))
+        if ctx.needs_input_grad[2]:
+            grad_initial = (decays if constant else decays[:, 0]).conj() * lam[:, 0]
+        return grad_decays, lam, grad_initial
 
 
 def _after_last_real_step(states: th.Tensor, initial: th.Tensor, lengths: th.Tensor | None) -> th.Tensor:
