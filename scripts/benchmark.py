@@ -11,6 +11,7 @@ and RecurrentDQN (GRU and LSTM; ``--burn-in-ablation`` adds burn_in=0 with store
     python scripts/benchmark.py --family dqn --env popgym-RepeatFirstEasy-v0 --timesteps 100000 --seeds 0 1 2
     python scripts/benchmark.py --suite popgym --timesteps 500000 --seeds 0 1 2   # the memory suite (popgym_suite.py)
     python scripts/benchmark.py --suite cells   # one recurrent training call per cell (cell_speed.py)
+    python scripts/benchmark.py --suite ppo-parts   # collection and training time per PPO (ppo_speed_parts.py)
     python scripts/benchmark.py --family dqn --actors 1 2   # DistributedRecurrentDQN's throughput (distributed_scaling.py)
 
 Runs are interleaved (seed by seed, every contender in turn), torch threads are fixed, evaluation is
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
 import json
 import os
 import platform
@@ -260,12 +262,9 @@ def run_one(factory: Factory, stacked: bool, n_envs: int, args: argparse.Namespa
 
 def main() -> None:
     if "--suite" in sys.argv:
-        if "cells" in sys.argv:
-            from cell_speed import main as suite_main
-        else:
-            from popgym_suite import main as suite_main
-
-        suite_main(sys.argv[1:])
+        suite = sys.argv[sys.argv.index("--suite") + 1] if sys.argv[-1] != "--suite" else ""
+        module = {"cells": "cell_speed", "ppo-parts": "ppo_speed_parts"}.get(suite, "popgym_suite")
+        importlib.import_module(module).main(sys.argv[1:])
         return
     if "--actors" in sys.argv:  # --family dqn --actors 1 2: DistributedRecurrentDQN's throughput
         from distributed_scaling import main as scaling_main

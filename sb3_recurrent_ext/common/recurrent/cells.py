@@ -35,6 +35,8 @@ def linear_scan(a: th.Tensor, b: th.Tensor, initial: th.Tensor) -> th.Tensor:
     :param initial: ``(batch, *D)``.
     :return: ``(batch, time, *D)``.
     """
+    if b.shape[1] == 1:  # one step (acting): the recurrence itself is cheaper than the scan's setup
+        return (a if a.dim() == b.dim() else a.unsqueeze(0).unsqueeze(0)) * initial.unsqueeze(1) + b
     return _LinearScan.apply(a, b, initial)
 
 
