@@ -153,6 +153,9 @@ def test_bad_arguments(kwargs, pattern):
         ("GRU", dict(fc_hid_layers=[8]), dict(fc_hid_layers=[6, 5])),  # different MLPs: block-diagonal input weight
         ("GRU", dict(rnn_num_layers=2), dict(rnn_num_layers=2, fc_hid_layers=[4])),
         ("GRU", dict(rnn_kwargs=dict(bias=False)), dict(rnn_kwargs=dict(bias=False))),
+        ("MinGRU", {}, {}),
+        ("MinGRU", dict(fc_hid_layers=[8]), dict(fc_hid_layers=[6, 5])),
+        ("MinGRU", dict(rnn_num_layers=2), dict(rnn_num_layers=2, fc_hid_layers=[4])),
     ],
 )
 def test_side_by_side_equals_two_calls(cell_type, first_kwargs, second_kwargs):
@@ -190,6 +193,11 @@ def test_side_by_side_only_where_it_computes_the_same():
     )
     assert not can_run_side_by_side(gru, RecurrentNet(3, cell_type="GRU", rnn_hidden_size=6))
     assert not can_run_side_by_side(gru, RecurrentNet(3, cell_type="RNN", rnn_hidden_size=5))
+    assert not can_run_side_by_side(gru, RecurrentNet(3, cell_type="MinGRU", rnn_hidden_size=5))
+    ffm = RecurrentNet(3, cell_type="FFM", rnn_hidden_size=5)
+    assert not can_run_side_by_side(ffm, ffm)
+    min_gru = RecurrentNet(3, cell_type="MinGRU", rnn_hidden_size=5)
+    assert not can_run_side_by_side(min_gru, RecurrentNet(3, cell_type="MinGRU", rnn_hidden_size=5, rnn_num_layers=2))
     rnn = RecurrentNet(3, cell_type="RNN", rnn_hidden_size=5)
     assert not can_run_side_by_side(rnn, rnn)
     assert not can_run_side_by_side(gru, RecurrentNet(3, cell_type="GRU", rnn_hidden_size=5, rnn_num_layers=2))

@@ -74,7 +74,7 @@ class RecurrentMlpExtractor(nn.Module):
         one_input = critic_features is None
         critic_features = features if critic_features is None else critic_features
         if self.critic_rnn is not None and one_input and seq_len > 1 and can_run_side_by_side(self.actor_rnn, self.critic_rnn):
-            # GRU training: actor and critic as one recurrent call of twice the width
+            # GRU or minGRU training: actor and critic as one recurrent call of twice the width
             (rnn_pi, actor_state), (rnn_vf, critic_state) = run_side_by_side(
                 self.actor_rnn, self.critic_rnn, features, actor_state, critic_state
             )

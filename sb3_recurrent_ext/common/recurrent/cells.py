@@ -13,7 +13,7 @@ starts and lengths, so :class:`~sb3_recurrent_ext.common.recurrent.nets.Recurren
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import torch as th
 from torch import nn
@@ -150,14 +150,34 @@ class MinGRU(nn.Module):
         """:param x: ``(batch, time, F)``; :param state: ``(num_layers, batch, H)``;
         :param episode_starts: ``(batch, time)`` True where the state is zeroed before the step.
         :return: ``(batch, time, H)`` and the final ``(num_layers, batch, H)``."""
-        keep = _keep_past(episode_starts, x)
-        finals = []
-        for layer, linear in enumerate(self.layers):
-            gate, candidate = linear(x).chunk(2, dim=-1)
-            z = th.sigmoid(gate)
-            x = linear_scan((1.0 - z) * keep, z * candidate, state[layer])
-            finals.append(_after_last_real_step(x, state[layer], lengths))
-        return x, th.stack(finals)
+        return min_gru_sequence(x, state, self.layer_weights(), episode_starts, lengths)
+
+    def layer_weights(self) -> list[tuple[th.Tensor, th.Tensor]]:
+        """Per layer, ``(weight (2H, F), bias (2H,))``: rows ``[gate; candidate]``."""
+        linears = [cast(nn.Linear, linear) for linear in self.layers]
+        return [(linear.weight, linear.bias) for linear in linears]
+
+
+def min_gru_sequence(
+    x: th.Tensor,
+    state: th.Tensor,
+    weights: list[tuple[th.Tensor, th.Tensor]],
+    episode_starts: th.Tensor | None = None,
+    lengths: th.Tensor | None = None,
+) -> tuple[th.Tensor, th.Tensor]:
+    """:class:`MinGRU`'s computation with given per-layer ``(weight (2H, F), bias (2H,))``: rows ``[gate; candidate]``.
+
+    A function of its weights so that two minGRU nets can run as one of twice the width
+    (:mod:`~sb3_recurrent_ext.common.recurrent.side_by_side`).
+    """
+    keep = _keep_past(episode_starts, x)
+    finals = []
+    for layer, (weight, bias) in enumerate(weights):
+        gate, candidate = th.nn.functional.linear(x, weight, bias).chunk(2, dim=-1)
+        z = th.sigmoid(gate)
+        x = linear_scan((1.0 - z) * keep, z * candidate, state[layer])
+        finals.append(_after_last_real_step(x, state[layer], lengths))
+    return x, th.stack(finals)
 
 
 class FFM(nn.Module):
