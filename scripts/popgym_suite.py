@@ -63,6 +63,11 @@ CONTENDERS: dict[str, tuple[Any, bool]] = {
     "RecurrentPPORND FFM": (_ours("MlpFfmPolicy"), False),
     "RecurrentPPORND MinGRU": (_ours("MlpMinGruPolicy"), False),
     "RecurrentDQN GRU": (lambda env, seed: RecurrentDQN("MlpGruPolicy", env, seed=seed, **RECURRENT_DQN), False),
+    # a candidate default, R2D2's proportions (burn-in half the sequence) at twice today's length
+    "RecurrentDQN seq_len 32 burn_in 16 GRU": (
+        lambda env, seed: RecurrentDQN("MlpGruPolicy", env, seed=seed, seq_len=32, burn_in=16, **RECURRENT_DQN),
+        False,
+    ),
     "sb3-contrib RecurrentPPO LSTM": (lambda env, seed: RecurrentPPO("MlpLstmPolicy", env, seed=seed), False),
     f"SB3 PPO + VecFrameStack({FRAME_STACK})": (lambda env, seed: PPO("MlpPolicy", env, seed=seed, **SB3_PPO), True),
 }
