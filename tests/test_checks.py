@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from sb3_recurrent_ext.common.checks import (
+    check_non_negative_number,
     check_positive_int,
     check_positive_number,
     check_range,
@@ -39,3 +40,10 @@ def test_positive_number():
     for bad in (0, -1e-3, "0.1", True, None, float("nan")):
         with pytest.raises(ValueError, match=r"lr=.* must be a positive number"):
             check_positive_number(bad, "lr")
+
+
+def test_non_negative_number():
+    assert check_non_negative_number(0, "alpha") == 0.0 and check_non_negative_number(np.float64(7), "alpha") == 7.0
+    for bad in (-1e-3, "0.5", True, None, float("nan")):
+        with pytest.raises(ValueError, match=r"alpha=.* must be a number >= 0"):
+            check_non_negative_number(bad, "alpha")

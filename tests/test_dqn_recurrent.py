@@ -285,6 +285,8 @@ def test_image_and_dict_policy_aliases(policy: str) -> None:
         (dict(batch_size=0), "batch_size=0"),
         (dict(sequence_stride=0), "sequence_stride=0"),
         (dict(priority_beta=1.5), "priority_beta=1.5"),
+        (dict(priority_alpha=-0.5), r"priority_alpha=-0.5 must be a number >= 0"),
+        (dict(priority_alpha="0.9"), r"priority_alpha='0.9' must be a number >= 0"),
         (dict(loss_fn="L1Loss"), "loss_fn='L1Loss'.*SmoothL1Loss"),
         (dict(policy_kwargs=dict(bidirectional=True)), "bidirectional=True"),
         (dict(policy_kwargs=dict(cell_type="LSTM")), "cell_type='LSTM' contradicts"),

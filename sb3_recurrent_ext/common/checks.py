@@ -4,7 +4,7 @@ is allowed (SB3's guard rails, as errors a user can act on)."""
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -28,18 +28,27 @@ def check_positive_int(value: object, argument: str) -> int:
     return int(value)
 
 
-def check_positive_number(value: object, argument: str, allowed: str = "a positive number") -> float:
-    """``value`` as a ``float`` if it is a real number > 0 (``"0.01"``, a string, is not)."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating) or not value > 0:
+def _check_real(value: object, argument: str, holds: Callable[[float], bool], allowed: str) -> float:
+    """``value`` as a ``float`` if it is a real number (``"0.01"``, a string, is not; a bool is not) for which
+    ``holds``; else a ``ValueError`` naming ``argument``, the value and ``allowed``."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating) or not holds(float(value)):
         raise ValueError(f"{argument}={value!r} must be {allowed}")
     return float(value)
 
 
+def check_positive_number(value: object, argument: str, allowed: str = "a positive number") -> float:
+    """``value`` as a ``float`` if it is a real number > 0."""
+    return _check_real(value, argument, lambda number: number > 0, allowed)
+
+
+def check_non_negative_number(value: object, argument: str, allowed: str = "a number >= 0") -> float:
+    """``value`` as a ``float`` if it is a real number >= 0."""
+    return _check_real(value, argument, lambda number: number >= 0, allowed)
+
+
 def check_unit_interval(value: object, argument: str) -> float:
-    """``value`` as a ``float`` if it is a real number in [0, 1] (``"0.99"``, a string, is not)."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"{argument}={value!r} must be a number in [0, 1]")
-    return float(value)
+    """``value`` as a ``float`` if it is a real number in [0, 1]."""
+    return _check_real(value, argument, lambda number: 0.0 <= number <= 1.0, "a number in [0, 1]")
 
 
 def check_range(value: object, argument: str) -> tuple[float, float]:

@@ -35,7 +35,7 @@ from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, RolloutReturn, TrainFreq, TrainFrequencyUnit
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_recurrent_ext.common.checks import check_finite_step, check_positive_int
+from sb3_recurrent_ext.common.checks import check_finite_step, check_non_negative_number, check_positive_int
 from sb3_recurrent_ext.common.masking import env_masks
 from sb3_recurrent_ext.dqn_recurrent.acting import epsilon_greedy_step, next_observations
 from sb3_recurrent_ext.dqn_recurrent.dqn_recurrent import RecurrentDQN
@@ -224,10 +224,9 @@ class DistributedRecurrentDQN(RecurrentDQN):
         self.n_actors = check_positive_int(n_actors, "n_actors")
         self.envs_per_actor = check_positive_int(envs_per_actor, "envs_per_actor")
         self.weight_sync_interval = check_positive_int(weight_sync_interval, "weight_sync_interval")
-        alpha_is_number = isinstance(actor_epsilon_alpha, int | float) and not isinstance(actor_epsilon_alpha, bool)
-        if not alpha_is_number or actor_epsilon_alpha < 0:
-            raise ValueError(f"actor_epsilon_alpha={actor_epsilon_alpha!r} must be a number >= 0 (0: every actor uses eps)")
-        self.actor_epsilon_alpha = float(actor_epsilon_alpha)
+        self.actor_epsilon_alpha = check_non_negative_number(
+            actor_epsilon_alpha, "actor_epsilon_alpha", "a number >= 0 (0: every actor uses eps)"
+        )
         if not isinstance(actor_max_restarts, int) or actor_max_restarts < 0:
             raise ValueError(f"actor_max_restarts={actor_max_restarts!r} must be a non-negative integer")
         self.actor_max_restarts = actor_max_restarts

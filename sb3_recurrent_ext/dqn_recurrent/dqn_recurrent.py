@@ -16,6 +16,7 @@ from stable_baselines3.common.utils import LinearSchedule, get_parameters_by_nam
 
 from sb3_recurrent_ext.common.checks import (
     check_finite_step,
+    check_non_negative_number,
     check_policy_class,
     check_positive_int,
     check_positive_number,
@@ -149,8 +150,7 @@ class RecurrentDQN(OffPolicyAlgorithm):
         check_unit_interval(tau, "tau")
         self.priority_beta = check_unit_interval(priority_beta, "priority_beta")
         self.priority_eta = check_unit_interval(priority_eta, "priority_eta")
-        if priority_alpha < 0:
-            raise ValueError(f"priority_alpha={priority_alpha!r} must be >= 0")
+        priority_alpha = check_non_negative_number(priority_alpha, "priority_alpha")
         check_positive_number(value_rescale_eps, "value_rescale_eps", "> 0")
         if loss_fn not in LOSSES:
             raise ValueError(f"loss_fn={loss_fn!r} is not available; allowed values: {list(LOSSES)}")
