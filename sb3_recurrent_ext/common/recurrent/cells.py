@@ -36,7 +36,7 @@ def linear_scan(a: th.Tensor, b: th.Tensor, initial: th.Tensor) -> th.Tensor:
     :return: ``(batch, time, *D)``.
     """
     if b.shape[1] == 1:  # one step (acting): the recurrence itself is cheaper than the scan's setup
-        return (a if a.dim() == b.dim() else a.unsqueeze(0).unsqueeze(0)) * initial.unsqueeze(1) + b
+        return a * initial.unsqueeze(1) + b  # a (batch, 1, *D) or (*D): both broadcast against (batch, 1, *D)
     return _LinearScan.apply(a, b, initial)
 
 
@@ -51,13 +51,12 @@ def _scan_in_place(decays: th.Tensor, inputs: th.Tensor) -> None:
         offset *= 2
 
 
-def _scan_constant_in_place(decay: th.Tensor, inputs: th.Tensor) -> th.Tensor:
-    """:func:`_scan_in_place` with one ``(*D)`` decay for every step; returns ``(time, *D)`` ``decay^(t + 1)``."""
+def _scan_constant_in_place(decay: th.Tensor, inputs: th.Tensor) -> None:
+    """:func:`_scan_in_place` with one ``(*D)`` decay for every step (``inputs`` only: the products are powers)."""
     time, offset, power = inputs.shape[1], 1, decay
     while offset < time:
         inputs[:, offset:] += power * inputs[:, :-offset]
         power, offset = power * power, offset * 2
-    return th.cumprod(decay.unsqueeze(0).expand(time, *decay.shape), dim=0)
 
 
 class _LinearScan(th.autograd.Function):
@@ -74,7 +73,9 @@ class _LinearScan(th.autograd.Function):
     def forward(ctx: Any, decays: th.Tensor, inputs: th.Tensor, initial: th.Tensor) -> th.Tensor:
         states = inputs.clone()
         if decays.dim() < inputs.dim():
-            products = _scan_constant_in_place(decays, states)
+            _scan_constant_in_place(decays, states)
+            # (time, *D): decay^(t + 1), the decay of the initial state after step t
+            products = th.cumprod(decays.unsqueeze(0).expand(inputs.shape[1], *decays.shape), dim=0)
         else:
             products = decays.clone()
             _scan_in_place(products, states)
@@ -87,7 +88,7 @@ class _LinearScan(th.autograd.Function):
         decays, states, initial = ctx.saved_tensors
         constant = decays.dim() < states.dim()
         # lam, reversed in time: (batch, time, *D); step k of the reversed scan decays by a_{T-k}
-        lam = grad_states.flip(1).contiguous()
+        lam = grad_states.flip(1)  # a new tensor, which the scan may overwrite
         if constant:
             _scan_constant_in_place(decays.conj(), lam)
         else:
