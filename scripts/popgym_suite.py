@@ -5,7 +5,9 @@ a stopped run loses only the run in progress and several processes (one per core
 (``--tasks``, ``--only``). ``--report`` rebuilds ``<out>/popgym.md`` (headed by ``<out>/popgym_status.md`` if
 present) and the learning-curve PNGs from that file:
 per task, mean ± std, IQM with a 95% stratified bootstrap confidence interval over seeds (rliable, Agarwal et al.,
-NeurIPS 2021), every seed, fps and wall time, and where random play lands.
+NeurIPS 2021), every seed, fps and wall time, and where random play lands. The report opens with the verdict at
+the suite's budget: per task, the best of our default contenders (3 seeds) against sb3-contrib's RecurrentPPO and
+SB3 PPO with 4 stacked frames (2 seeds each), by IQM and by interval.
 """
 
 from __future__ import annotations
@@ -71,6 +73,10 @@ CONTENDERS: dict[str, tuple[Any, bool]] = {
     "sb3-contrib RecurrentPPO LSTM": (lambda env, seed: RecurrentPPO("MlpLstmPolicy", env, seed=seed), False),
     f"SB3 PPO + VecFrameStack({FRAME_STACK})": (lambda env, seed: PPO("MlpPolicy", env, seed=seed, **SB3_PPO), True),
 }
+# the done-when of the suite: the best of ours (3 seeds) against both baselines (2 seeds each), by IQM and interval
+OURS = tuple(name for name in CONTENDERS if name.startswith("Recurrent") and "seq_len" not in name)
+BASELINES = ("sb3-contrib RecurrentPPO LSTM", f"SB3 PPO + VecFrameStack({FRAME_STACK})")
+SEEDS_NEEDED = {**dict.fromkeys(OURS, 3), **dict.fromkeys(BASELINES, 2)}
 NOTE = (
     f"{N_ENVS} envs each; every contender with its package's defaults (RecurrentPPORND: use_rnd=False; SB3 PPO: "
     f"n_steps {SB3_PPO['n_steps']}, batch_size {SB3_PPO['batch_size']}, the values the recurrent PPOs default to); "
@@ -226,6 +232,7 @@ def report(out: Path) -> None:
         "with rliable (2000 stratified bootstrap resamples)",
         "",
     ]
+    lines += comparison(runs, max(run["timesteps"] for run in runs))
     for task in dict.fromkeys(run["task"] for run in runs):
         task_runs = [run for run in runs if run["task"] == task]
         budgets = sorted({run["timesteps"] for run in task_runs})
@@ -242,6 +249,44 @@ def report(out: Path) -> None:
         plot_curves(task_runs, out / f"popgym_{task}_curves.png", task)
     (out / "popgym.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def comparison(runs: list[dict[str, Any]], budget: int) -> list[str]:
+    """The suite's verdict at ``budget`` steps: per task, the best of our default contenders (by IQM, among those
+    with 3 seeds) against sb3-contrib and frame stacking (2 seeds each); "missing" where runs are not there yet."""
+    lines = [f"## Ours against the baselines at {budget // 1000}k steps", ""]
+    lines += ["| task | best of ours | sb3-contrib | SB3 PPO + 4 frames | ours vs sb3-contrib | ours vs 4 frames |"]
+    lines += ["|---|---|---|---|---|---|"]
+    above_both = 0
+    for task in TASKS:
+        estimates = {}
+        for name, seeds_needed in SEEDS_NEEDED.items():
+            key = (task, name, budget)
+            scores = [run["eval"] for run in runs if (run["task"], run["contender"], run["timesteps"]) == key]
+            if len(scores) >= seeds_needed:
+                estimates[name] = iqm_with_ci(np.array(scores))
+        ours = [name for name in OURS if name in estimates]
+        best_name = max(ours, key=lambda name: estimates[name][0]) if ours else None
+        best = estimates[best_name] if best_name else None
+        verdicts = [_verdict(best, estimates.get(name)) for name in BASELINES]
+        above_both += verdicts == ["interval above"] * len(BASELINES)
+        cells = [f"{best_name}: {_interval(best)}" if best else "missing"]
+        cells += [_interval(estimates[name]) if name in estimates else "missing" for name in BASELINES]
+        lines.append(f"| {task} | " + " | ".join(cells + verdicts) + " |")
+    return [*lines, "", f"Interval above both baselines on {above_both} of {len(TASKS)} tasks (3 or more asked).", ""]
+
+
+def _verdict(ours: tuple[float, float, float] | None, baseline: tuple[float, float, float] | None) -> str:
+    """``ours`` and ``baseline`` are (IQM, low, high)."""
+    if ours is None or baseline is None:
+        return "missing"
+    if ours[1] > baseline[2]:
+        return "interval above"
+    return "IQM >=" if ours[0] >= baseline[0] else "IQM below"
+
+
+def _interval(estimate: tuple[float, float, float]) -> str:
+    return f"{estimate[0]:.3f} [{estimate[1]:.3f}, {estimate[2]:.3f}]"
 
 
 def _row(runs: list[dict[str, Any]]) -> str:

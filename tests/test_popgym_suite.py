@@ -54,3 +54,36 @@ def test_a_stopped_run_resumes_from_its_checkpoint(kind: str, tmp_path: Path, mo
     assert steps == sorted(steps) and steps[-1] == 3072
     assert any(step <= 2048 for step in steps) and any(step > 2048 for step in steps)
     assert result["wall_s"] > saved["wall_s"]
+
+
+def _runs(task: str, contender: str, scores: list[float]) -> list[dict[str, Any]]:
+    return [
+        {"task": task, "contender": contender, "timesteps": 500_000, "seed": seed, "eval": score}
+        for seed, score in enumerate(scores)
+    ]
+
+
+def test_the_comparison_names_the_best_of_ours_and_what_is_missing() -> None:
+    first, previous = popgym_suite.TASKS[:2]
+    contrib, frames = popgym_suite.BASELINES
+    runs = [
+        *_runs(first, "RecurrentPPORND GRU", [0.9, 0.95, 1.0]),
+        *_runs(first, "RecurrentPPORND LSTM", [0.5, 0.6, 0.7]),
+        *_runs(first, contrib, [0.1, 0.2]),
+        *_runs(first, frames, [-0.5, -0.4]),
+        # the GRU is above on IQM but its interval overlaps sb3-contrib's; frame stacking has one seed of the two
+        *_runs(previous, "RecurrentPPORND GRU", [0.2, 0.6, 0.9]),
+        *_runs(previous, contrib, [0.3, 0.5]),
+        *_runs(previous, frames, [0.9]),
+        # a candidate, not a default: never counted as ours
+        *_runs(previous, "RecurrentDQN seq_len 32 burn_in 16 GRU", [1.0, 1.0, 1.0]),
+    ]
+    lines = popgym_suite.comparison(runs, 500_000)
+    row_first = next(line for line in lines if line.startswith(f"| {first} "))
+    row_previous = next(line for line in lines if line.startswith(f"| {previous} "))
+    assert "RecurrentPPORND GRU: 0.950" in row_first
+    assert row_first.endswith("| interval above | interval above |")
+    assert "RecurrentPPORND GRU: 0.567" in row_previous
+    assert row_previous.endswith("| IQM >= | missing |")
+    assert f"Interval above both baselines on 1 of {len(popgym_suite.TASKS)} tasks (3 or more asked)." in lines
+    assert sum(line.startswith("| ") and line.count("missing") >= 4 for line in lines) == len(popgym_suite.TASKS) - 2
